@@ -1,0 +1,1 @@
+//! mesh-tonic (work in progress).
