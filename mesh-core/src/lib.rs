@@ -6,4 +6,9 @@
 //! consistent snapshot per target ([`watch`]) and published through `watch`
 //! channels. No protobuf type appears in the snapshot types.
 
+pub mod bootstrap;
 pub mod resource;
+#[cfg(feature = "test-util")]
+pub mod testing;
+pub mod watch;
+pub mod xds;

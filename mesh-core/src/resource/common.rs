@@ -224,13 +224,20 @@ mod tests {
 
     #[test]
     fn fractions_every_denominator() {
-        for (den, n, pm) in [(0, 25, 250_000), (1, 25, 2_500), (2, 25, 25), (0, 250, 1_000_000)] {
+        for (den, n, pm) in [
+            (0, 25, 250_000),
+            (1, 25, 2_500),
+            (2, 25, 25),
+            (0, 250, 1_000_000),
+        ] {
             let p = FractionalPercent {
                 numerator: n,
                 denominator: den,
             };
             assert_eq!(
-                Fraction::from_fractional_percent(&p, "p").unwrap().as_per_million(),
+                Fraction::from_fractional_percent(&p, "p")
+                    .unwrap()
+                    .as_per_million(),
                 pm
             );
         }
@@ -239,7 +246,9 @@ mod tests {
             denominator: 7,
         };
         assert_eq!(
-            Fraction::from_fractional_percent(&bad, "p").unwrap_err().field,
+            Fraction::from_fractional_percent(&bad, "p")
+                .unwrap_err()
+                .field,
             "p.denominator"
         );
     }

@@ -104,7 +104,13 @@ impl StringMatcher {
     pub fn from_wire(m: &wire::StringMatcher, field: &str) -> Result<Self, FieldError> {
         use wire::string_matcher::MatchPattern as P;
         let ic = m.ignore_case;
-        let norm = |s: &str| if ic { s.to_ascii_lowercase() } else { s.to_owned() };
+        let norm = |s: &str| {
+            if ic {
+                s.to_ascii_lowercase()
+            } else {
+                s.to_owned()
+            }
+        };
         Ok(match &m.match_pattern {
             None => return Err(FieldError::new(field, "no match_pattern set")),
             Some(P::Exact(s)) => StringMatcher::Exact {
@@ -208,7 +214,10 @@ impl HeaderMatcher {
     pub fn from_wire(m: &route::HeaderMatcher, field: &str) -> Result<Self, FieldError> {
         use route::header_matcher::HeaderMatchSpecifier as S;
         if m.name.is_empty() {
-            return Err(FieldError::new(format!("{field}.name"), "empty header name"));
+            return Err(FieldError::new(
+                format!("{field}.name"),
+                "empty header name",
+            ));
         }
         let exact = |value: &str| {
             HeaderMatch::String(StringMatcher::Exact {
@@ -247,9 +256,10 @@ impl HeaderMatcher {
                 }
             }
             Some(S::PresentMatch(p)) => HeaderMatch::Present(*p),
-            Some(S::StringMatch(s)) => {
-                HeaderMatch::String(StringMatcher::from_wire(s, &format!("{field}.string_match"))?)
-            }
+            Some(S::StringMatch(s)) => HeaderMatch::String(StringMatcher::from_wire(
+                s,
+                &format!("{field}.string_match"),
+            )?),
         };
         Ok(HeaderMatcher {
             name: m.name.to_ascii_lowercase(),
@@ -282,9 +292,9 @@ impl HeaderMatcher {
         };
         let hit = match &self.matcher {
             HeaderMatch::String(m) => m.matches(value),
-            HeaderMatch::Range { start, end } => value
-                .parse::<i64>()
-                .is_ok_and(|v| *start <= v && v < *end),
+            HeaderMatch::Range { start, end } => {
+                value.parse::<i64>().is_ok_and(|v| *start <= v && v < *end)
+            }
             HeaderMatch::Present(p) => *p,
         };
         hit != self.invert
@@ -387,7 +397,12 @@ mod tests {
 
     #[test]
     fn header_matchers_every_kind() {
-        let h = headers(&[("x-user", "alice"), ("x-n", "42"), ("x-multi", "a"), ("x-multi", "b")]);
+        let h = headers(&[
+            ("x-user", "alice"),
+            ("x-n", "42"),
+            ("x-multi", "a"),
+            ("x-multi", "b"),
+        ]);
         assert!(hm("x-user", S::ExactMatch("alice".into()), false).matches(&h));
         assert!(!hm("x-user", S::ExactMatch("alice".into()), true).matches(&h));
         assert!(hm("x-user", S::PrefixMatch("al".into()), false).matches(&h));

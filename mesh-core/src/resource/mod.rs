@@ -257,7 +257,9 @@ fn unwrap_resource_wrapper(any: &Any) -> Result<std::borrow::Cow<'_, Any>, Decod
                 kind: ResourceType::Listener,
                 reason: format!("envoy.service.discovery.v3.Resource wrapper: {e}"),
             })?;
-    Ok(std::borrow::Cow::Owned(wrapper.resource.unwrap_or_default()))
+    Ok(std::borrow::Cow::Owned(
+        wrapper.resource.unwrap_or_default(),
+    ))
 }
 
 /// Packs a wire message into an `Any` with its type URL (for tests and
@@ -275,7 +277,9 @@ mod tests {
 
     #[test]
     fn field_error_paths_nest() {
-        let e = FieldError::new("regex", "invalid").at("safe_regex").at("routes[2]");
+        let e = FieldError::new("regex", "invalid")
+            .at("safe_regex")
+            .at("routes[2]");
         assert_eq!(e.to_string(), "routes[2].safe_regex.regex: invalid");
         let e = FieldError::new("[3]", "dup").at("http_filters");
         assert_eq!(e.field, "http_filters[3]");
