@@ -1,0 +1,5 @@
+//! The `mesh-control` command line.
+
+fn main() {
+    eprintln!("mesh-control: work in progress");
+}
