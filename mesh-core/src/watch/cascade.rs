@@ -150,8 +150,7 @@ impl Cascade {
                 ),
             }));
         };
-        // TODO(route): only the chosen virtual host's clusters.
-        let wanted: BTreeSet<String> = route_config
+        let wanted: BTreeSet<String> = route_config.virtual_hosts[vh_index]
             .cluster_names()
             .into_iter()
             .map(str::to_owned)

@@ -1,7 +1,6 @@
 use super::*;
 use crate::resource::common::json_to_struct;
 use envoy_types::pb::google::protobuf::UInt32Value;
-use std::time::Instant;
 
 pub(crate) fn addr(ip: &str, port: u32) -> core::Address {
     core::Address {
@@ -380,7 +379,7 @@ fn policy_fields() {
 }
 
 #[test]
-fn ten_thousand_endpoints_decode_fast() {
+fn ten_thousand_endpoints_decode() {
     let localities = (0..10)
         .map(|z| {
             let eps = (0..1000u32)
@@ -395,15 +394,8 @@ fn ten_thousand_endpoints_decode_fast() {
         })
         .collect();
     let c = cla(localities);
-    let start = Instant::now();
+    // Speed is measured in benches/ (xds_decode); this checks the shape.
     let a = ClusterLoadAssignment::try_from(c).unwrap();
-    let took = start.elapsed();
     assert_eq!(a.endpoint_count(), 10_000);
-    // The budget is 20 ms in optimised builds; unoptimised tests get
-    // ten times that.
-    let budget = if cfg!(debug_assertions) { 200 } else { 20 };
-    assert!(
-        took.as_millis() < budget,
-        "decoding 10,000 endpoints took {took:?}"
-    );
+    assert_eq!(a.priorities[0].localities.len(), 10);
 }

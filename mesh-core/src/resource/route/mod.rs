@@ -67,26 +67,10 @@ impl RouteConfig {
     /// Every cluster name a forwarding route of any virtual host can send
     /// to (single and weighted targets).
     pub fn cluster_names(&self) -> BTreeSet<&str> {
-        let mut names = BTreeSet::new();
-        let actions = self
-            .virtual_hosts
+        self.virtual_hosts
             .iter()
-            .flat_map(|v| &v.routes)
-            .filter_map(|r| match &r.action {
-                RouteAction::Forward(f) => Some(f),
-                _ => None,
-            });
-        for action in actions {
-            match &action.cluster {
-                ClusterTarget::Cluster(name) => {
-                    names.insert(name.as_str());
-                }
-                ClusterTarget::Weighted(w) => {
-                    names.extend(w.clusters().iter().map(|c| c.name.as_str()));
-                }
-            }
-        }
-        names
+            .flat_map(VirtualHost::cluster_names)
+            .collect()
     }
 
     /// The virtual host for `authority` (A28): an exact domain, else the
@@ -114,6 +98,26 @@ pub struct VirtualHost {
 }
 
 impl VirtualHost {
+    /// Every cluster name a forwarding route of this virtual host can send
+    /// to (single and weighted targets): what a client subscribes to (A74).
+    pub fn cluster_names(&self) -> BTreeSet<&str> {
+        let mut names = BTreeSet::new();
+        for route in &self.routes {
+            let RouteAction::Forward(action) = &route.action else {
+                continue;
+            };
+            match &action.cluster {
+                ClusterTarget::Cluster(name) => {
+                    names.insert(name.as_str());
+                }
+                ClusterTarget::Weighted(w) => {
+                    names.extend(w.clusters().iter().map(|c| c.name.as_str()));
+                }
+            }
+        }
+        names
+    }
+
     /// The first route matching the request. `draw` yields uniform numbers
     /// in `0..1_000_000` and is called only for routes with a
     /// `runtime_fraction` whose path and headers matched.
