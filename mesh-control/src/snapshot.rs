@@ -92,10 +92,17 @@ impl XdsSnapshot {
             .flat_map(|m| m.keys().map(String::as_str))
     }
 
-    fn inbound_for(&self, node: &NodeInfo, addr: std::net::SocketAddr, name: &str) -> Option<Arc<Any>> {
+    fn inbound_for(
+        &self,
+        node: &NodeInfo,
+        addr: std::net::SocketAddr,
+        name: &str,
+    ) -> Option<Arc<Any>> {
         let port = addr.port();
         let found = if addr.ip().is_unspecified() {
-            node.ips.iter().find_map(|ip| self.inbound.get(&(*ip, port)))
+            node.ips
+                .iter()
+                .find_map(|ip| self.inbound.get(&(*ip, port)))
         } else {
             self.inbound.get(&(addr.ip(), port))
         }?;
@@ -152,8 +159,9 @@ mod tests {
         let l: envoy_types::pb::envoy::config::listener::v3::Listener =
             prost::Message::decode(any.value.as_slice()).unwrap();
         assert_eq!(l.name, name, "named as requested");
-        assert!(snap
-            .resolve(&NodeInfo::default(), ResourceType::Listener, name)
-            .is_none());
+        assert!(
+            snap.resolve(&NodeInfo::default(), ResourceType::Listener, name)
+                .is_none()
+        );
     }
 }

@@ -1,0 +1,1 @@
+//! fault. STUB: being written.

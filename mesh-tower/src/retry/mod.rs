@@ -1,0 +1,1 @@
+//! retry. STUB: being written.

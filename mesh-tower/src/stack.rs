@@ -1,0 +1,1 @@
+//! The one place that orders the layers. STUB: being written.

@@ -1,0 +1,1 @@
+//! timeout. STUB: being written.
