@@ -285,7 +285,7 @@ impl HeaderMatcher {
             None if self.treat_missing_as_empty => "",
             None => {
                 return match self.matcher {
-                    HeaderMatch::Present(p) => !p != self.invert,
+                    HeaderMatch::Present(p) => p == self.invert,
                     _ => false,
                 };
             }

@@ -236,3 +236,110 @@ pub fn socket_address(addr: std::net::SocketAddr) -> core::Address {
 pub fn type_url(t: ResourceType) -> &'static str {
     t.type_url()
 }
+
+// istiod still sends the deprecated SAN field; so do these fixtures.
+#[allow(deprecated)]
+/// `cluster` with istiod's ISTIO_MUTUAL UpstreamTlsContext: identity and
+/// CA from provider instance `provider` (`default`/`default` and
+/// `default`/`ROOTCA` in istiod's output) and an exact SAN.
+pub fn with_istio_mutual(
+    mut cluster: cluster::Cluster,
+    provider: &str,
+    san: &str,
+) -> cluster::Cluster {
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3 as tls;
+    use envoy_types::pb::envoy::r#type::matcher::v3 as matcher;
+    let instance = |cert: &str| tls::CertificateProviderPluginInstance {
+        instance_name: provider.into(),
+        certificate_name: cert.into(),
+    };
+    let ctx = tls::UpstreamTlsContext {
+        common_tls_context: Some(tls::CommonTlsContext {
+            tls_certificate_provider_instance: Some(instance("default")),
+            validation_context_type: Some(
+                tls::common_tls_context::ValidationContextType::CombinedValidationContext(
+                    tls::common_tls_context::CombinedCertificateValidationContext {
+                        default_validation_context: Some(tls::CertificateValidationContext {
+                            ca_certificate_provider_instance: Some(instance("ROOTCA")),
+                            match_subject_alt_names: vec![matcher::StringMatcher {
+                                match_pattern: Some(matcher::string_matcher::MatchPattern::Exact(
+                                    san.into(),
+                                )),
+                                ..Default::default()
+                            }],
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                ),
+            ),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    cluster.transport_socket = Some(core::TransportSocket {
+        name: "envoy.transport_sockets.tls".into(),
+        config_type: Some(core::transport_socket::ConfigType::TypedConfig(any(&ctx))),
+    });
+    cluster
+}
+
+/// A server listener (A36) at `addr` with one plaintext filter chain whose
+/// HCM takes its routes over RDS (`Some(name)`) or inline (a catch-all
+/// `non_forwarding_action` route, as istiod sends).
+pub fn server_listener(
+    name: &str,
+    addr: std::net::SocketAddr,
+    rds: Option<&str>,
+) -> listener::Listener {
+    let route_specifier = match rds {
+        Some(r) => hcm::http_connection_manager::RouteSpecifier::Rds(hcm::Rds {
+            config_source: Some(ads_source()),
+            route_config_name: r.into(),
+        }),
+        None => hcm::http_connection_manager::RouteSpecifier::RouteConfig(inbound_routes()),
+    };
+    let manager = hcm::HttpConnectionManager {
+        stat_prefix: "inbound".into(),
+        route_specifier: Some(route_specifier),
+        http_filters: vec![http_filter("envoy.filters.http.router", &Router::default())],
+        ..Default::default()
+    };
+    listener::Listener {
+        name: name.into(),
+        address: Some(socket_address(addr)),
+        filter_chains: vec![listener::FilterChain {
+            name: "inbound-plaintext".into(),
+            filters: vec![listener::Filter {
+                name: "envoy.filters.network.http_connection_manager".into(),
+                config_type: Some(listener::filter::ConfigType::TypedConfig(any(&manager))),
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// istiod's inbound routes: `inbound`, domains `*`, prefix `/`,
+/// `non_forwarding_action`.
+pub fn inbound_routes() -> route::RouteConfiguration {
+    route::RouteConfiguration {
+        name: "inbound".into(),
+        virtual_hosts: vec![route::VirtualHost {
+            name: "inbound|http|0".into(),
+            domains: vec!["*".into()],
+            routes: vec![route::Route {
+                r#match: Some(route::RouteMatch {
+                    path_specifier: Some(route::route_match::PathSpecifier::Prefix("/".into())),
+                    ..Default::default()
+                }),
+                action: Some(route::route::Action::NonForwardingAction(
+                    route::NonForwardingAction::default(),
+                )),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}

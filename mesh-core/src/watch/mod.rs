@@ -7,6 +7,7 @@
 //! speaks the protocol; see [`crate::xds`].
 
 mod cascade;
+mod server;
 mod snapshot;
 
 use std::sync::Arc;
@@ -16,17 +17,34 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
 pub use cascade::ConfigState;
+pub use server::{ServerConfig, ServerState};
 pub use snapshot::{ClientConfig, ClusterResult, ConfigError, ResolvedCluster};
 
 use crate::xds::XdsClient;
 
-/// A live view of one client target's config. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct TargetWatch {
-    rx: watch::Receiver<ConfigState>,
+/// A live view of one resolved config (`T` is [`ClientConfig`] or
+/// [`ServerConfig`]). Cheap to clone; the cascade stops with the last clone.
+#[derive(Debug)]
+pub struct ConfigWatch<T> {
+    rx: watch::Receiver<Option<Result<Arc<T>, ConfigError>>>,
     listener_name: Arc<str>,
     _task: Arc<AbortOnDrop>,
 }
+
+impl<T> Clone for ConfigWatch<T> {
+    fn clone(&self) -> Self {
+        ConfigWatch {
+            rx: self.rx.clone(),
+            listener_name: self.listener_name.clone(),
+            _task: self._task.clone(),
+        }
+    }
+}
+
+/// A client target's config watch.
+pub type TargetWatch = ConfigWatch<ClientConfig>;
+/// An xDS-enabled server's config watch.
+pub type ServerWatch = ConfigWatch<ServerConfig>;
 
 #[derive(Debug)]
 struct AbortOnDrop(AbortHandle);
@@ -48,34 +66,48 @@ pub fn watch_target(client: &XdsClient, listener_name: &str, target: &str) -> Ta
         tx,
     );
     let task = tokio::spawn(cascade.run());
-    TargetWatch {
+    ConfigWatch {
         rx,
         listener_name: listener_name.into(),
         _task: Arc::new(AbortOnDrop(task.abort_handle())),
     }
 }
 
-impl TargetWatch {
+/// Follows the server listener `listener_name` and the routes it names
+/// (A36).
+pub fn watch_server(client: &XdsClient, listener_name: &str) -> ServerWatch {
+    let (tx, rx) = watch::channel(None);
+    let cascade = server::ServerCascade::new(client.clone(), listener_name.to_owned(), tx);
+    let task = tokio::spawn(cascade.run());
+    ConfigWatch {
+        rx,
+        listener_name: listener_name.into(),
+        _task: Arc::new(AbortOnDrop(task.abort_handle())),
+    }
+}
+
+impl<T> ConfigWatch<T> {
     /// The current state: `None` until the first config resolves.
-    pub fn current(&self) -> ConfigState {
+    pub fn current(&self) -> Option<Result<Arc<T>, ConfigError>> {
         self.rx.borrow().clone()
     }
 
-    /// A receiver for data planes that poll (`borrow()` is lock-free for
-    /// readers in practice: a read lock held only while cloning an `Arc`).
-    pub fn receiver(&self) -> watch::Receiver<ConfigState> {
+    /// A receiver for data planes that poll (`borrow()` holds a read lock
+    /// only while cloning an `Arc`; data planes keep their own arc-swapped
+    /// copy for the hot path).
+    pub fn receiver(&self) -> watch::Receiver<Option<Result<Arc<T>, ConfigError>>> {
         self.rx.clone()
     }
 
     /// Waits for the next change.
-    pub async fn changed(&mut self) -> ConfigState {
+    pub async fn changed(&mut self) -> Option<Result<Arc<T>, ConfigError>> {
         let _ = self.rx.changed().await;
         self.rx.borrow_and_update().clone()
     }
 
     /// Waits up to `timeout` for the first resolved state (a config or an
     /// error). On timeout the error names the listener still missing.
-    pub async fn first(&mut self, timeout: Duration) -> Result<Arc<ClientConfig>, ConfigError> {
+    pub async fn first(&mut self, timeout: Duration) -> Result<Arc<T>, ConfigError> {
         let wait = self.rx.wait_for(Option::is_some);
         match tokio::time::timeout(timeout, wait).await {
             Ok(Ok(state)) => state.clone().expect("waited for Some"),

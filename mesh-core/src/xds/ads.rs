@@ -5,7 +5,7 @@
 //! It does no validation itself (that is [`crate::resource`]) and publishes
 //! per-resource updates only; the cascade into snapshots is [`crate::watch`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,6 +55,9 @@ pub struct AdsOptions {
     pub policy: DataErrorPolicy,
     /// With `resource_timer_is_transient_error`: the timer reports TIMEOUT.
     pub timer_is_transient: bool,
+    /// The bootstrap's certificate provider instance names: TLS contexts
+    /// naming others are rejected (A29). `None` skips the check.
+    pub certificate_providers: Option<Arc<BTreeSet<String>>>,
 }
 
 impl Default for AdsOptions {
@@ -64,6 +67,7 @@ impl Default for AdsOptions {
             backoff: BackoffConfig::default(),
             policy: DataErrorPolicy::default(),
             timer_is_transient: false,
+            certificate_providers: None,
         }
     }
 }
@@ -250,8 +254,9 @@ impl AdsWorker {
             return;
         };
         let policy = self.options.policy;
+        let providers = self.options.certificate_providers.as_deref();
         let ts = self.types.get_mut(&kind).expect("every type has a state");
-        let nack = ts.apply_response(&resp, policy);
+        let nack = ts.apply_response(&resp, policy, providers);
         match &nack {
             Some(detail) => tracing::warn!(
                 server = %self.server, %kind, version = %resp.version_info,

@@ -1,7 +1,8 @@
 //! The public handle of an xDS client: subscribe to resources, read status.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
@@ -10,7 +11,10 @@ use super::ads::{AdsOptions, AdsWorker, Command, Connector};
 use super::resource_state::{ResourceUpdate, WatcherSlot};
 use super::status::ClientStatus;
 use super::type_state::DataErrorPolicy;
-use crate::bootstrap::Bootstrap;
+use crate::bootstrap::{Bootstrap, XdsServer};
+
+/// The [`XdsClient::shared`] key of the client xDS-enabled servers use.
+pub const SERVER_CLIENT_KEY: &str = "#server";
 use crate::resource::ResourceType;
 
 /// An xDS client: one ADS stream (state of the world) to one server, a
@@ -47,12 +51,34 @@ impl XdsClient {
             ignore_resource_deletion: features.ignore_resource_deletion,
         };
         options.timer_is_transient = features.resource_timer_is_transient_error;
+        options.certificate_providers = Some(Arc::new(
+            bootstrap.certificate_providers.keys().cloned().collect(),
+        ));
         Self::start(
             bootstrap.node.to_proto(),
             server.server_uri().to_owned(),
             super::transport::connector(server),
             options,
         )
+    }
+
+    /// The process-wide client for `key`, shared by every caller with the
+    /// same key and server list, created on first use (A71: gRPC keeps one
+    /// client per data-plane target, and one for servers under
+    /// [`SERVER_CLIENT_KEY`]). It lives while any handle or watch does.
+    pub fn shared(bootstrap: &Bootstrap, key: &str) -> Self {
+        type Pool = HashMap<(String, Vec<XdsServer>), Weak<Inner>>;
+        static POOL: Mutex<Option<Pool>> = Mutex::new(None);
+        let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
+        let pool = pool.get_or_insert_with(HashMap::new);
+        pool.retain(|_, w| w.strong_count() > 0);
+        let k = (key.to_owned(), bootstrap.xds_servers.clone());
+        if let Some(inner) = pool.get(&k).and_then(Weak::upgrade) {
+            return XdsClient { inner };
+        }
+        let client = Self::new(bootstrap);
+        pool.insert(k, Arc::downgrade(&client.inner));
+        client
     }
 
     /// Starts a client that identifies as `node` and reaches its server
@@ -120,6 +146,11 @@ impl XdsClient {
         let _ = self.inner.commands.send(Command::Status(tx));
         rx.await
             .expect("the ADS worker lives as long as its clients")
+    }
+
+    /// Whether both handles are the same client.
+    pub fn ptr_eq(&self, other: &XdsClient) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// The server URI this client talks to.

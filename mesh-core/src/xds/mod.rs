@@ -16,7 +16,7 @@ mod transport;
 mod type_state;
 
 pub use ads::AdsOptions;
-pub use client::{ResourceWatch, XdsClient};
+pub use client::{ResourceWatch, SERVER_CLIENT_KEY, XdsClient};
 pub use resource_state::{AnyResource, ResourceError, ResourceStatus, ResourceUpdate};
 pub use status::{ClientStatus, ResourceStatusEntry};
 pub use type_state::DataErrorPolicy;

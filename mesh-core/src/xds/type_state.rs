@@ -3,7 +3,7 @@
 //! `DiscoveryResponse` changes them (A46 partial acceptance, A88 data
 //! errors). Pure logic: no I/O, so it is unit tested directly.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -11,7 +11,7 @@ use envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse;
 use envoy_types::pb::google::protobuf::Any;
 
 use super::resource_state::{AnyResource, ResourceEntry, ResourceError, ResourceStatus};
-use crate::resource::{self, DecodeError, ResourceType};
+use crate::resource::{self, DecodeError, FieldError, ResourceType};
 
 /// How data errors on cached resources are handled (A53, A88).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -50,6 +50,7 @@ impl TypeState {
         &mut self,
         resp: &DiscoveryResponse,
         policy: DataErrorPolicy,
+        providers: Option<&BTreeSet<String>>,
     ) -> Option<String> {
         let now = SystemTime::now();
         self.nonce.clone_from(&resp.nonce);
@@ -59,7 +60,7 @@ impl TypeState {
         let mut invalid: BTreeMap<String, String> = BTreeMap::new();
 
         for any in &resp.resources {
-            match decode_any(self.kind, any) {
+            match decode_any(self.kind, any, providers) {
                 Ok((name, value, raw)) => {
                     if !seen.insert(name.clone()) {
                         let msg = format!(
@@ -206,9 +207,12 @@ fn apply_deletion(
 }
 
 /// Decodes one resource of `kind`, returning its name, value and raw bytes.
+/// With `providers`, TLS contexts may only name certificate provider
+/// instances the bootstrap defines (A29: otherwise the resource is NACKed).
 pub(crate) fn decode_any(
     kind: ResourceType,
     any: &Any,
+    providers: Option<&BTreeSet<String>>,
 ) -> Result<(String, AnyResource, Any), DecodeError> {
     let (name, value) = match kind {
         ResourceType::Listener => resource::decode::<resource::Listener>(any)
@@ -222,5 +226,45 @@ pub(crate) fn decode_any(
                 .map(|(n, r)| (n, AnyResource::Endpoints(Arc::new(r))))?
         }
     };
+    if let Some(Err(error)) = providers.map(|known| check_providers(&value, known)) {
+        return Err(DecodeError::Invalid { kind, name, error });
+    }
     Ok((name, value, any.clone()))
+}
+
+/// A29: every certificate provider instance a TLS context names must be in
+/// the bootstrap's `certificate_providers`.
+fn check_providers(value: &AnyResource, known: &BTreeSet<String>) -> Result<(), FieldError> {
+    let unknown = |names: Vec<&str>, field: String| -> Result<(), FieldError> {
+        match names.into_iter().find(|n| !known.contains(*n)) {
+            Some(n) => Err(FieldError::new(
+                field,
+                format!(
+                    "certificate provider instance \"{n}\" is not in the bootstrap's certificate_providers"
+                ),
+            )),
+            None => Ok(()),
+        }
+    };
+    match value {
+        AnyResource::Cluster(c) => match &c.tls {
+            Some(tls) => unknown(tls.provider_names(), "transport_socket.typed_config".into()),
+            None => Ok(()),
+        },
+        AnyResource::Listener(l) => match l.server() {
+            Some(server) => {
+                for (i, chain) in server.chains().enumerate() {
+                    if let Some(tls) = &chain.tls {
+                        unknown(
+                            tls.provider_names(),
+                            format!("filter_chains[{i}].transport_socket.typed_config"),
+                        )?;
+                    }
+                }
+                Ok(())
+            }
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    }
 }

@@ -395,3 +395,40 @@ async fn unsubscribe_sends_the_smaller_name_list() {
         .await
         .expect("b unsubscribed once its last watcher went");
 }
+
+#[tokio::test]
+async fn tls_naming_an_unknown_certificate_provider_is_nacked() {
+    use mesh_core::testing::resources::{eds_cluster, with_istio_mutual};
+    const CDS: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+    let san = "spiffe://cluster.local/ns/default/sa/echo";
+    let server = TestAdsServer::start().await;
+    server.set_resources(
+        CDS,
+        vec![
+            any(&with_istio_mutual(eds_cluster("known", ""), "default", san)),
+            any(&with_istio_mutual(eds_cluster("unknown", ""), "nope", san)),
+        ],
+    );
+    let mut bootstrap = super::support::bootstrap(&server, &[]);
+    bootstrap.certificate_providers.insert(
+        "default".into(),
+        mesh_core::bootstrap::FileWatcher {
+            certificate_file: Some("cert.pem".into()),
+            private_key_file: Some("key.pem".into()),
+            ca_certificate_file: Some("ca.pem".into()),
+            ..Default::default()
+        }
+        .into(),
+    );
+    let client =
+        mesh_core::xds::XdsClient::with_options(&bootstrap, super::support::fast_options());
+    let mut known = client.watch(ResourceType::Cluster, "known");
+    let mut unknown = client.watch(ResourceType::Cluster, "unknown");
+    wait_until(&mut known, |u| u.data.is_some()).await;
+    let u = wait_until(&mut unknown, |u| u.error.is_some()).await;
+    let reason = u.error.unwrap().reason;
+    assert!(
+        reason.contains("\"nope\"") && reason.contains("certificate_providers"),
+        "{reason}"
+    );
+}

@@ -193,3 +193,49 @@ async fn no_matching_virtual_host_is_an_error() {
     let err = w.first(Duration::from_secs(5)).await.unwrap_err();
     assert!(err.reason.contains("no virtual host"), "{err}");
 }
+
+#[tokio::test]
+async fn server_listener_resolves_with_its_rds_routes() {
+    use mesh_core::resource::route::RouteAction;
+    use mesh_core::watch::watch_server;
+    let name = "xds.istio.io/grpc/lds/inbound/0.0.0.0:7070";
+    let server = TestAdsServer::start().await;
+    server.set_resources(
+        url(Listener),
+        vec![
+            any(&server_listener(
+                name,
+                "0.0.0.0:7070".parse().unwrap(),
+                Some("inbound-rds"),
+            )),
+            any(&client_listener(LISTENER, ROUTE)),
+        ],
+    );
+    let mut routes = inbound_routes();
+    routes.name = "inbound-rds".into();
+    server.set_resources(url(RouteConfiguration), vec![any(&routes)]);
+    let client = client(&server, &[]);
+    let mut w = watch_server(&client, name);
+    let cfg = w.first(Duration::from_secs(5)).await.expect("resolves");
+    assert_eq!(cfg.server().address, Some("0.0.0.0:7070".parse().unwrap()));
+    let chain = &cfg.server().filter_chains[0];
+    let rc = cfg.chain_routes(chain).expect("RDS routes resolved");
+    let vh = rc.virtual_host_for("anything:80").expect("domain *");
+    assert!(matches!(vh.routes[0].action, RouteAction::NonForwarding));
+
+    // A client listener is not a server's.
+    let mut wrong = watch_server(&client, LISTENER);
+    let err = wrong.first(Duration::from_secs(5)).await.unwrap_err();
+    assert!(err.reason.contains("client listener"), "{err}");
+}
+
+#[tokio::test]
+async fn shared_clients_are_keyed_by_target() {
+    let server = TestAdsServer::start().await;
+    let b = super::support::bootstrap(&server, &[]);
+    let a1 = mesh_core::xds::XdsClient::shared(&b, "xds:///a");
+    let a2 = mesh_core::xds::XdsClient::shared(&b, "xds:///a");
+    let s = mesh_core::xds::XdsClient::shared(&b, mesh_core::xds::SERVER_CLIENT_KEY);
+    assert!(a1.ptr_eq(&a2), "one client per target");
+    assert!(!a1.ptr_eq(&s), "servers have their own");
+}
