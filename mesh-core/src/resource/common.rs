@@ -148,6 +148,45 @@ impl From<&core::Metadata> for Metadata {
     }
 }
 
+impl From<core::Metadata> for Metadata {
+    fn from(m: core::Metadata) -> Self {
+        Metadata {
+            filter_metadata: m
+                .filter_metadata
+                .into_iter()
+                .map(|(k, v)| (k, struct_into_json(v)))
+                .collect(),
+        }
+    }
+}
+
+/// Converts a protobuf `Struct` to JSON, moving its strings.
+pub fn struct_into_json(s: protobuf::Struct) -> serde_json::Value {
+    serde_json::Value::Object(
+        s.fields
+            .into_iter()
+            .map(|(k, v)| (k, value_into_json(v)))
+            .collect(),
+    )
+}
+
+/// Converts a protobuf `Value` to JSON, moving its strings.
+pub fn value_into_json(v: protobuf::Value) -> serde_json::Value {
+    use protobuf::value::Kind;
+    match v.kind {
+        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(n)
+            .map(serde_json::Value::Number)
+            .unwrap_or(serde_json::Value::Null),
+        Some(Kind::StringValue(s)) => serde_json::Value::String(s),
+        Some(Kind::BoolValue(b)) => serde_json::Value::Bool(b),
+        Some(Kind::StructValue(s)) => struct_into_json(s),
+        Some(Kind::ListValue(l)) => {
+            serde_json::Value::Array(l.values.into_iter().map(value_into_json).collect())
+        }
+    }
+}
+
 /// Converts a protobuf `Struct` to JSON.
 pub fn struct_to_json(s: &protobuf::Struct) -> serde_json::Value {
     serde_json::Value::Object(

@@ -256,13 +256,14 @@ impl AdsWorker {
         let policy = self.options.policy;
         let providers = self.options.certificate_providers.as_deref();
         let ts = self.types.get_mut(&kind).expect("every type has a state");
-        let nack = ts.apply_response(&resp, policy, providers);
+        let version = resp.version_info.clone();
+        let nack = ts.apply_response(resp, policy, providers);
         match &nack {
             Some(detail) => tracing::warn!(
-                server = %self.server, %kind, version = %resp.version_info,
+                server = %self.server, %kind, %version,
                 "NACK: {detail}"
             ),
-            None => tracing::debug!(%kind, version = %resp.version_info, "ACK"),
+            None => tracing::debug!(%kind, %version, "ACK"),
         }
         self.send_request(kind, false, nack);
     }

@@ -48,18 +48,24 @@ impl TypeState {
     /// rejected (the valid ones are kept all the same).
     pub fn apply_response(
         &mut self,
-        resp: &DiscoveryResponse,
+        resp: DiscoveryResponse,
         policy: DataErrorPolicy,
         providers: Option<&BTreeSet<String>>,
     ) -> Option<String> {
+        let DiscoveryResponse {
+            version_info,
+            resources,
+            nonce,
+            ..
+        } = resp;
         let now = SystemTime::now();
-        self.nonce.clone_from(&resp.nonce);
+        self.nonce = nonce;
         let mut errors: Vec<String> = Vec::new();
-        let mut seen: HashSet<String> = HashSet::with_capacity(resp.resources.len());
+        let mut seen: HashSet<String> = HashSet::with_capacity(resources.len());
         let mut nameless_failure = false;
         let mut invalid: BTreeMap<String, String> = BTreeMap::new();
 
-        for any in &resp.resources {
+        for any in resources {
             match decode_any(self.kind, any, providers) {
                 Ok((name, value, raw)) => {
                     if !seen.insert(name.clone()) {
@@ -74,7 +80,7 @@ impl TypeState {
                     let Some(entry) = self.resources.get_mut(&name) else {
                         continue; // Not subscribed: ignored.
                     };
-                    entry.version.clone_from(&resp.version_info);
+                    entry.version.clone_from(&version_info);
                     entry.last_updated = Some(now);
                     entry.status = ResourceStatus::Acked;
                     entry.timer = None;
@@ -109,7 +115,7 @@ impl TypeState {
                 continue;
             };
             entry.status = ResourceStatus::Nacked;
-            entry.failed = Some((msg.clone(), resp.version_info.clone(), now));
+            entry.failed = Some((msg.clone(), version_info.clone(), now));
             entry.timer = None;
             if entry.is_cached() && !policy.fail_on_data_errors {
                 entry.update.ambient_error = Some(msg);
@@ -134,7 +140,7 @@ impl TypeState {
         }
 
         if errors.is_empty() {
-            self.version.clone_from(&resp.version_info);
+            self.version.clone_from(&version_info);
             None
         } else {
             // A46: the valid resources are in use, but the response is NACKed
@@ -211,25 +217,25 @@ fn apply_deletion(
 /// instances the bootstrap defines (A29: otherwise the resource is NACKed).
 pub(crate) fn decode_any(
     kind: ResourceType,
-    any: &Any,
+    any: Any,
     providers: Option<&BTreeSet<String>>,
 ) -> Result<(String, AnyResource, Any), DecodeError> {
     let (name, value) = match kind {
-        ResourceType::Listener => resource::decode::<resource::Listener>(any)
+        ResourceType::Listener => resource::decode::<resource::Listener>(&any)
             .map(|(n, r)| (n, AnyResource::Listener(Arc::new(r))))?,
-        ResourceType::RouteConfiguration => resource::decode::<resource::RouteConfig>(any)
+        ResourceType::RouteConfiguration => resource::decode::<resource::RouteConfig>(&any)
             .map(|(n, r)| (n, AnyResource::RouteConfig(Arc::new(r))))?,
-        ResourceType::Cluster => resource::decode::<resource::Cluster>(any)
+        ResourceType::Cluster => resource::decode::<resource::Cluster>(&any)
             .map(|(n, r)| (n, AnyResource::Cluster(Arc::new(r))))?,
         ResourceType::ClusterLoadAssignment => {
-            resource::decode::<resource::ClusterLoadAssignment>(any)
+            resource::decode::<resource::ClusterLoadAssignment>(&any)
                 .map(|(n, r)| (n, AnyResource::Endpoints(Arc::new(r))))?
         }
     };
     if let Some(Err(error)) = providers.map(|known| check_providers(&value, known)) {
         return Err(DecodeError::Invalid { kind, name, error });
     }
-    Ok((name, value, any.clone()))
+    Ok((name, value, any))
 }
 
 /// A29: every certificate provider instance a TLS context names must be in

@@ -403,7 +403,7 @@ fn lb_endpoint(
         health,
         weight,
         hostname: endpoint.hostname,
-        metadata: e.metadata.as_ref().map(Metadata::from).unwrap_or_default(),
+        metadata: e.metadata.map(Metadata::from).unwrap_or_default(),
     })
 }
 
