@@ -10,4 +10,11 @@
 //! [`translate`] (model → [`snapshot::XdsSnapshot`]) → [`ads`] (snapshot →
 //! clients).
 
+pub mod ads;
+pub mod bootstrap_gen;
+pub mod check;
+pub mod config;
+pub mod health;
+pub mod server;
 pub mod snapshot;
+pub mod translate;

@@ -76,10 +76,10 @@ impl XdsSnapshot {
     /// listening address (`0.0.0.0:PORT`, `[::]:PORT`) stands for each of the
     /// node's instance IPs, as istiod resolves it.
     pub fn resolve(&self, node: &NodeInfo, kind: ResourceType, name: &str) -> Option<Arc<Any>> {
-        if kind == ResourceType::Listener {
-            if let Some(addr) = inbound_address(name) {
-                return self.inbound_for(node, addr, name);
-            }
+        if kind == ResourceType::Listener
+            && let Some(addr) = inbound_address(name)
+        {
+            return self.inbound_for(node, addr, name);
         }
         self.resources.get(&kind)?.get(name).map(|r| r.any.clone())
     }

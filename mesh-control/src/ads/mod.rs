@@ -139,15 +139,13 @@ impl StreamTask {
                 }
                 () = self.tx.closed() => break None,
             };
-            let sent = !out.is_empty();
             for resp in out {
                 if self.tx.send(Ok(resp)).await.is_err() {
                     break;
                 }
             }
-            // Requests that change nothing (most ACKs) still update the
-            // status: versions, NACKs.
-            let _ = sent;
+            // Every event may change the status (ACKed versions, NACKs),
+            // even when nothing is sent.
             self.clients.update(self.session.status());
         };
         let status = self.session.status().clone();

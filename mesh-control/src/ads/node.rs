@@ -52,7 +52,10 @@ pub fn node_info(node: Option<&Node>) -> NodeInfo {
     let istio = parse_istio_id(&node.id);
     let mut ips: Vec<IpAddr> = Vec::new();
     if let Some(list) = meta.and_then(|m| string_field(m, INSTANCE_IPS)) {
-        ips.extend(list.split(',').filter_map(|ip| ip.trim().parse().ok()));
+        ips.extend(
+            list.split(',')
+                .filter_map(|ip| ip.trim().parse::<IpAddr>().ok()),
+        );
     }
     if let Some(ip) = istio.as_ref().and_then(|i| i.ip) {
         ips.push(ip);

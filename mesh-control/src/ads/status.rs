@@ -59,6 +59,9 @@ pub struct ClientStatus {
     pub acked: BTreeMap<ResourceType, String>,
     /// Responses sent per type.
     pub responses: BTreeMap<ResourceType, u64>,
+    /// The latest snapshot version this client's session has been compared
+    /// against (whether or not anything was sent).
+    pub seen_version: u64,
     /// How many NACKs the client sent.
     pub nacks: u64,
     /// The last NACK, if any.
@@ -76,6 +79,7 @@ impl ClientStatus {
             subscriptions: BTreeMap::new(),
             acked: BTreeMap::new(),
             responses: BTreeMap::new(),
+            seen_version: 0,
             nacks: 0,
             last_nack: None,
         }

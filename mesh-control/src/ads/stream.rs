@@ -81,6 +81,7 @@ impl Session {
         req: DiscoveryRequest,
         snapshot: &XdsSnapshot,
     ) -> Vec<DiscoveryResponse> {
+        self.status.seen_version = snapshot.version;
         if self.node.is_none() {
             let info = node_info(req.node.as_ref());
             self.status.node_id.clone_from(&info.id);
@@ -140,11 +141,14 @@ impl Session {
     /// A new snapshot: the responses for every type with a change this
     /// client watches.
     pub fn on_snapshot(&mut self, snapshot: &XdsSnapshot) -> Vec<DiscoveryResponse> {
-        PUSH_ORDER
-            .into_iter()
-            .filter(|k| self.types.contains_key(k))
-            .filter_map(|k| self.respond(k, snapshot))
-            .collect()
+        self.status.seen_version = snapshot.version;
+        let mut out = Vec::new();
+        for kind in PUSH_ORDER {
+            if self.types.contains_key(&kind) {
+                out.extend(self.respond(kind, snapshot));
+            }
+        }
+        out
     }
 
     /// The response `kind` needs now, if any.
@@ -162,7 +166,10 @@ impl Session {
                 return None;
             }
             ts.sent = desired.iter().map(|(n, (h, _))| (n.clone(), *h)).collect();
-            desired.into_values().map(|(_, any)| (*any).clone()).collect()
+            desired
+                .into_values()
+                .map(|(_, any)| (*any).clone())
+                .collect()
         } else {
             let changed: Vec<Any> = desired
                 .iter()

@@ -1,0 +1,5 @@
+//! mesh-control integration tests (one binary).
+
+mod ads;
+mod interop;
+mod translate;
