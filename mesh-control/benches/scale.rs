@@ -142,7 +142,7 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         mesh_control::config::Config::from_yaml_str(
             "scale.yaml",
-            &yaml(0)[..3000].rsplit_once("---").unwrap().0,
+            yaml(0)[..3000].rsplit_once("---").unwrap().0,
         )
         .expect("the generated config is valid");
         println!("scale bench: run with `cargo bench -p mesh-control --bench scale`");
