@@ -179,6 +179,16 @@ impl Serve {
 fn check(path: &std::path::Path) -> ExitCode {
     let report = mesh_control::check::check(path);
     let _ = write!(std::io::stdout(), "{report}");
+    let errors = report
+        .findings
+        .iter()
+        .filter(|f| f.severity == mesh_control::check::Severity::Error)
+        .count();
+    println!(
+        "{}: {} finding(s), {errors} error(s)",
+        path.display(),
+        report.findings.len()
+    );
     if report.has_errors() {
         ExitCode::FAILURE
     } else {
