@@ -1,97 +1,106 @@
-//! Quickstart (first cut): starts an in-process xDS server holding
-//! istiod-shaped resources for `echo.default.svc.cluster.local:7070`,
-//! connects mesh's xDS client to it, and prints the resolved snapshot.
+//! mesh quickstart: a proxyless service mesh in one process.
 //!
-//! The full demo (embedded mesh-control, three backends, live traffic
-//! shifting) replaces this as mesh-tonic lands.
+//! ```sh
+//! cargo run --example quickstart          # ~5 s
+//! cargo run --example quickstart -- --fast
+//! ```
+//!
+//! It starts mesh-control (the control plane, reading Istio YAML), three
+//! versions of a gRPC echo service on loopback, and a client: a stock
+//! tonic-generated client on a `mesh_tonic::Channel`. Then it changes the
+//! YAML live, as `kubectl apply` would, and shows what the client does:
+//!
+//! 1. traffic shifting from v1 to v2: 100/0 → 90/10 → 50/50 → 0/100;
+//! 2. fault injection: half the RPCs aborted by the mesh;
+//! 3. retries: v3 starts failing; without retries a third of the RPCs
+//!    fail, with a retry policy they all succeed.
+//!
+//! No sidecar is involved: the client itself speaks xDS.
 
-use std::net::SocketAddr;
-use std::time::Duration;
+#[path = "common/mod.rs"]
+mod common;
 
-use mesh_core::bootstrap::Bootstrap;
-use mesh_core::resource::ResourceType;
-use mesh_core::testing::ads_server::TestAdsServer;
-use mesh_core::testing::resources::*;
-use mesh_core::watch::watch_target;
-use mesh_core::xds::XdsClient;
+use common::{Batch, BoxError, HOST, Mesh, Options, note, section, virtual_service, weights};
 
-const TARGET: &str = "echo.default.svc.cluster.local:7070";
-const ROUTE: &str = "outbound|7070||echo.default.svc.cluster.local";
-const V1: &str = "outbound|7070|v1|echo.default.svc.cluster.local";
-const V2: &str = "outbound|7070|v2|echo.default.svc.cluster.local";
+const VERSIONS: [&str; 3] = ["v1", "v2", "v3"];
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let server = TestAdsServer::start().await;
-    let addrs = |ports: &[u16]| -> Vec<SocketAddr> {
-        ports
-            .iter()
-            .map(|p| SocketAddr::from(([127, 0, 0, 1], *p)))
-            .collect()
-    };
-    server.set_resources(
-        ResourceType::Listener.type_url(),
-        vec![any(&client_listener(TARGET, ROUTE))],
-    );
-    server.set_resources(
-        ResourceType::RouteConfiguration.type_url(),
-        vec![any(&route_config(
-            ROUTE,
-            &[TARGET],
-            vec![weighted_route(&[(V1, 90), (V2, 10)])],
-        ))],
-    );
-    server.set_resources(
-        ResourceType::Cluster.type_url(),
-        vec![any(&eds_cluster(V1, "")), any(&eds_cluster(V2, ""))],
-    );
-    server.set_resources(
-        ResourceType::ClusterLoadAssignment.type_url(),
-        vec![
-            any(&endpoints(V1, &addrs(&[7001, 7002]))),
-            any(&endpoints(V2, &addrs(&[7003]))),
-        ],
-    );
-    println!("xDS server on {}", server.local_addr());
+async fn main() -> Result<(), BoxError> {
+    let opts = Options::from_env();
+    let rpcs = opts.pick(400, 100);
 
-    let bootstrap = Bootstrap::builder()
-        .xds_server(server.local_addr().to_string())
-        .node_id("quickstart")
-        .build()?;
-    let client = XdsClient::new(&bootstrap);
-    let mut watch = watch_target(&client, TARGET, TARGET);
-    let snapshot = watch.first(Duration::from_secs(10)).await?;
+    println!("mesh quickstart: a proxyless service mesh in one process");
+    let mesh = Mesh::start("quickstart", &VERSIONS, "", &weights(&[("v1", 100)])).await?;
+    mesh.describe();
 
-    println!("target {}", snapshot.target);
-    println!("  route config {}", snapshot.route_config.name);
+    // The one mesh-specific line: where the channel comes from. Everything
+    // else is plain tonic (`TestServiceClient::new(channel)`).
+    let channel = mesh.channel().await?;
+
+    section("1. Traffic shifting: v1 → v2 (VirtualService weights, applied live)");
+    for (v1, v2) in [(100, 0), (90, 10), (50, 50), (0, 100)] {
+        mesh.apply("", &weights(&[("v1", v1), ("v2", v2)])).await?;
+        let tally = Batch::new().run(&channel, rpcs).await;
+        println!("-- weights v1={v1} v2={v2}: {rpcs} RPCs");
+        tally.print(&VERSIONS);
+    }
+
+    section("2. Fault injection: the mesh aborts 50% of RPCs with HTTP 503");
+    note("fault: {abort: {percentage: {value: 50}, httpStatus: 503}} → gRPC UNAVAILABLE,");
+    note("injected by the client's own fault filter; no backend sees those RPCs.");
+    let served_before: u64 = mesh.served().values().sum();
+    mesh.apply(
+        "",
+        &virtual_service(&format!(
+            "  - fault: {{abort: {{percentage: {{value: 50}}, httpStatus: 503}}}}
+    route: [{{destination: {{host: {HOST}}}}}]
+"
+        )),
+    )
+    .await?;
+    let tally = Batch::new().run(&channel, rpcs).await;
+    let served: u64 = mesh.served().values().sum::<u64>() - served_before;
+    println!("-- {rpcs} RPCs, round robin over all versions");
+    tally.print(&VERSIONS);
+    println!("   backends received {served} RPCs: exactly the ones not aborted");
+
+    section("3. Retries: v3 starts failing every RPC with UNAVAILABLE");
+    note("each RPC carries `rpc-behavior: hostname=v3 error-code-14`, so v3 fails it.");
+    // Two in flight: Envoy-style clusters allow only a few concurrent
+    // retries (the retry budget; see the resilience example).
+    let failing = Batch::new()
+        .header("rpc-behavior", "hostname=v3 error-code-14")
+        .concurrency(2);
+    let rpcs = opts.pick(200, 60);
+
+    let no_retries = format!(
+        "  - retries: {{attempts: 0}}
+    route: [{{destination: {{host: {HOST}}}}}]
+"
+    );
+    mesh.apply("", &virtual_service(&no_retries)).await?;
+    let tally = failing.run(&channel, rpcs).await;
+    println!("-- retries: {{attempts: 0}} (istiod's default retry policy switched off)");
+    tally.print(&VERSIONS);
+
+    let retries = format!(
+        "  - retries: {{attempts: 3, retryOn: unavailable}}
+    route: [{{destination: {{host: {HOST}}}}}]
+"
+    );
+    mesh.apply("", &virtual_service(&retries)).await?;
+    let v3_before = mesh.served()["v3"];
+    let tally = failing.run(&channel, rpcs).await;
+    let v3_attempts = mesh.served()["v3"] - v3_before;
+    println!("-- retries: {{attempts: 3, retryOn: unavailable}}");
+    tally.print(&VERSIONS);
     println!(
-        "  virtual host {} {:?}",
-        snapshot.virtual_host().name,
-        snapshot.virtual_host().domains
+        "   v3 still got {v3_attempts} attempts; each failed attempt was retried on another backend"
     );
-    for (name, cluster) in &snapshot.clusters {
-        match cluster {
-            Ok(c) => {
-                let eps: Vec<String> = c
-                    .endpoints
-                    .endpoints()
-                    .map(|(_, _, e)| e.address.to_string())
-                    .collect();
-                println!(
-                    "  cluster {name}: {:?}, endpoints {eps:?}",
-                    c.cluster.lb_policy
-                );
-            }
-            Err(e) => println!("  cluster {name}: error {e}"),
-        }
-    }
-    let status = client.status().await;
-    println!("client status (what CSDS would report):");
-    for r in &status.resources {
-        println!(
-            "  {:<4} {:<55} {:?} version {}",
-            r.kind, r.name, r.status, r.version
-        );
-    }
+
+    section("Done");
+    note("Next: cargo run --example canary | fault-injection | resilience | axum-http");
+    note("Point your own client at a control plane with GRPC_XDS_BOOTSTRAP and");
+    note("`mesh_tonic::Channel::from_target(\"xds:///your-service:port\")`.");
     Ok(())
 }

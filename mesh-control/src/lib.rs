@@ -12,6 +12,7 @@
 
 pub mod ads;
 pub mod bootstrap_gen;
+pub mod ca;
 pub mod check;
 pub mod config;
 pub mod health;

@@ -1,5 +1,6 @@
 //! The `mesh-control` command line: `serve` a config directory over ADS,
-//! `check` it, or `dump` the xDS it generates.
+//! `check` it, `dump` the xDS it generates, or run the `ca` (root and
+//! workload certificates).
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -68,6 +69,47 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Certificate authority: create a root, issue workload certificates.
+    Ca {
+        #[command(subcommand)]
+        action: CaCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CaCommand {
+    /// Generate a root CA into a directory (ca-cert.pem, ca-key.pem,
+    /// root-cert.pem).
+    Init {
+        /// Where to write the root.
+        #[arg(long)]
+        out: PathBuf,
+        /// The SPIFFE trust domain.
+        #[arg(long, default_value = mesh_control::ca::DEFAULT_TRUST_DOMAIN)]
+        trust_domain: String,
+    },
+    /// Issue spiffe://<trust-domain>/ns/NS/sa/SA into a directory
+    /// (cert-chain.pem, key.pem, root-cert.pem, as istio-agent names them).
+    Issue {
+        /// The workload's namespace.
+        #[arg(long)]
+        ns: String,
+        /// The workload's service account.
+        #[arg(long)]
+        sa: String,
+        /// Where to write the files.
+        #[arg(long)]
+        out: PathBuf,
+        /// A CA directory from `ca init` (default: a throwaway root).
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// The SPIFFE trust domain.
+        #[arg(long, default_value = mesh_control::ca::DEFAULT_TRUST_DOMAIN)]
+        trust_domain: String,
+        /// Validity in seconds (default 24 h).
+        #[arg(long)]
+        validity_secs: Option<u64>,
+    },
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -114,6 +156,45 @@ fn main() -> ExitCode {
         }
         Command::Check { config } => check(&config),
         Command::Dump { config } => dump(&config),
+        Command::Ca { action } => ca(action),
+    }
+}
+
+/// `ca init` / `ca issue`.
+fn ca(action: CaCommand) -> ExitCode {
+    let result = match action {
+        CaCommand::Init { out, trust_domain } => mesh_control::ca::cli::init(&out, &trust_domain)
+            .map(|_| eprintln!("wrote a root CA for {trust_domain} to {}", out.display())),
+        CaCommand::Issue {
+            ns,
+            sa,
+            out,
+            root,
+            trust_domain,
+            validity_secs,
+        } => mesh_control::ca::cli::issue(
+            &ns,
+            &sa,
+            &out,
+            root.as_ref(),
+            &trust_domain,
+            validity_secs.map(Duration::from_secs),
+        )
+        .map(|i| {
+            eprintln!("issued {} into {}", i.identity, i.paths.dir.display());
+            if i.ephemeral_root {
+                eprintln!(
+                    "note: signed by a throwaway root (pass --root DIR from `ca init` to share one)"
+                );
+            }
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mesh-control: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

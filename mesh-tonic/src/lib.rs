@@ -1,1 +1,19 @@
-//! mesh-tonic (work in progress).
+//! mesh for tonic and axum: xDS-enabled servers (gRFC A36) in [`server`],
+//! the CSDS admin service (A40) in [`admin`], and gflags-style flag parsing
+//! for the interop apps in [`flags`]. `xds:///` client channels arrive in
+//! `channel`.
+//!
+//! Works with tonic services (`tonic::service::Routes`) and axum `Router`s
+//! unchanged: mesh decides which connections and requests a service sees.
+
+pub mod admin;
+pub mod channel;
+pub mod error;
+pub mod flags;
+pub mod http;
+#[cfg(feature = "interop")]
+pub mod interop_client;
+pub mod server;
+
+pub use channel::Channel;
+pub use error::{Error, ErrorKind};

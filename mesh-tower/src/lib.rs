@@ -20,6 +20,7 @@ pub mod context;
 pub mod discovery;
 pub mod endpoint;
 pub mod error;
+pub mod fail_fast;
 pub mod fault;
 pub mod outlier;
 pub mod ratelimit;
@@ -27,6 +28,7 @@ pub mod retry;
 pub mod route;
 pub mod stack;
 pub mod timeout;
+pub mod tls;
 
 /// The error type every layer returns: boxed, and a `tonic::Status` inside
 /// whenever the layer itself failed the request (tonic's client finds it in
