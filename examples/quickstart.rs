@@ -66,11 +66,12 @@ async fn main() -> Result<(), BoxError> {
 
     section("3. Retries: v3 starts failing every RPC with UNAVAILABLE");
     note("each RPC carries `rpc-behavior: hostname=v3 error-code-14`, so v3 fails it.");
-    // Two in flight: Envoy-style clusters allow only a few concurrent
-    // retries (the retry budget; see the resilience example).
+    // One RPC at a time: round robin then sends each retry to the next
+    // backend. (With many in flight, a retry may land on v3 again, and a
+    // cluster allows only a few concurrent retries: see `resilience`.)
     let failing = Batch::new()
         .header("rpc-behavior", "hostname=v3 error-code-14")
-        .concurrency(2);
+        .concurrency(1);
     let rpcs = opts.pick(200, 60);
 
     let no_retries = format!(

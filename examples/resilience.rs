@@ -92,7 +92,7 @@ async fn main() -> Result<(), BoxError> {
     while mesh.served().values().sum::<u64>() < served_before + 4 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let tally = Batch::new().run(&channel, 20).await;
+    let tally = Batch::new().concurrency(4).run(&channel, 20).await;
     println!("-- 20 RPCs while 4 slow ones hold every slot");
     tally.print(&VERSIONS);
     let held = held.await?;
@@ -101,8 +101,8 @@ async fn main() -> Result<(), BoxError> {
         hold.as_millis()
     );
     held.print(&[]);
-    let tally = Batch::new().run(&channel, 20).await;
-    println!("-- 20 RPCs once the slots are free");
+    let tally = Batch::new().concurrency(4).run(&channel, 20).await;
+    println!("-- 20 RPCs, 4 at a time, once the slots are free");
     tally.print(&VERSIONS);
 
     section("3. Outlier ejection: `bad` is taken out after 3 consecutive errors");

@@ -315,7 +315,7 @@ impl Tally {
             row(v, self.ok_from(v), total, "");
         }
         for (code, (n, msg)) in &self.failed {
-            row(code, *n, total, &format!("  e.g. \"{}\"", shorten(msg, 70)));
+            row(code, *n, total, &format!("  e.g. \"{}\"", shorten(msg, 80)));
         }
     }
 
@@ -352,7 +352,7 @@ fn row(label: &str, n: u64, total: u64, extra: &str) {
     let filled = (n * WIDTH + total / 2) / total;
     let bar: String = "█".repeat(filled as usize) + &"·".repeat((WIDTH - filled) as usize);
     println!(
-        "   {label:<12} {bar} {n:>5}  {:>5.1}%{extra}",
+        "   {label:<17} {bar} {n:>5}  {:>5.1}%{extra}",
         n as f64 * 100.0 / total as f64
     );
 }

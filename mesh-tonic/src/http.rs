@@ -17,14 +17,17 @@
 //! against that authority per request (the route layer's per-request host
 //! mode). The first request to a host resolves it (waiting up to the
 //! config timeout); later ones find its stack in an arc-swapped map (one
-//! load and one hash lookup, no lock).
+//! load and one hash lookup, no lock). A host without config is not
+//! remembered: each request to it fails after the config timeout, so pick
+//! a short one ([`ClientBuilder::config_timeout`]) when callers may name
+//! hosts the mesh does not know.
 //!
 //! **Protocol.** mesh's endpoint layer speaks HTTP/2 only: requests go to
-//! endpoints as HTTP/2 over cleartext with prior knowledge (h2c), which
-//! hyper-util's auto server builder (what `axum::serve` alternatives and
-//! [`crate::server`] use) accepts. HTTP/1.1-only upstreams are not
-//! reachable through this client; the request you hand it may be any
-//! version (it is sent as HTTP/2).
+//! endpoints as HTTP/2 over cleartext with prior knowledge (h2c). axum
+//! apps accept that when served by hyper-util's auto builder, by
+//! `axum::serve` with axum's `http2` feature, or by [`crate::server`].
+//! HTTP/1.1-only upstreams are not reachable through this client; the
+//! request handed to it may be any version (it is sent as HTTP/2).
 //!
 //! **Failures.** When the mesh fails a request (no route, breaker open,
 //! rate limited, fault abort, deadline, endpoint unreachable) the response
@@ -72,8 +75,6 @@ struct Shared {
     bootstrap: Bootstrap,
     /// Resolved hosts; replaced whole (copy on write) when one is added.
     hosts: ArcSwap<HashMap<Box<str>, ClientService>>,
-    /// Serializes resolving new hosts (cold path only).
-    resolving: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for Client {
@@ -125,12 +126,11 @@ impl Client {
         }
     }
 
-    /// The stack of `authority`, resolving it on first use.
+    /// The stack of `authority`, resolving it on first use. Concurrent
+    /// first requests may each resolve it (sharing one xDS subscription);
+    /// the first stack stored wins, so they all end up on one. Nothing
+    /// waits on another host's resolution.
     async fn service_for(&self, authority: &Authority) -> Result<ClientService, RequestError> {
-        if let Some(s) = self.shared.hosts.load().get(authority.as_str()) {
-            return Ok(s.clone());
-        }
-        let _resolving = self.shared.resolving.lock().await;
         if let Some(s) = self.shared.hosts.load().get(authority.as_str()) {
             return Ok(s.clone());
         }
@@ -141,11 +141,17 @@ impl Client {
             .stack(&self.shared.bootstrap, &target, true)
             .await
             .map_err(RequestError::build)?;
-        let service = stack.service();
-        let mut hosts = HashMap::clone(&self.shared.hosts.load());
-        hosts.insert(authority.as_str().into(), service.clone());
-        self.shared.hosts.store(Arc::new(hosts));
-        Ok(service)
+        let fresh = stack.service();
+        let hosts = self.shared.hosts.rcu(|hosts| {
+            let mut hosts = HashMap::clone(hosts);
+            hosts
+                .entry(authority.as_str().into())
+                .or_insert_with(|| fresh.clone());
+            hosts
+        });
+        // `rcu` returns the map it replaced; the stored one has our entry
+        // unless another resolver's was there first.
+        Ok(hosts.get(authority.as_str()).cloned().unwrap_or(fresh))
     }
 }
 
@@ -221,7 +227,6 @@ impl ClientBuilder {
                 settings: self.settings,
                 bootstrap,
                 hosts: ArcSwap::from_pointee(HashMap::new()),
-                resolving: tokio::sync::Mutex::new(()),
             }),
         })
     }

@@ -13,6 +13,7 @@
 //! extensions as a [`context::RouteDecision`]; config swaps are atomic
 //! snapshots, so the hot path takes no lock.
 
+pub mod authz;
 pub mod balance;
 pub mod breaker;
 pub mod cluster;

@@ -128,14 +128,19 @@ impl Session {
         }
         let sub = subscription(kind, first, ts, &req.resource_names);
         let old = self.status.subscriptions.insert(kind, sub.clone());
-        if old.as_ref() != Some(&sub) {
+        let changed = old.as_ref() != Some(&sub);
+        if changed {
             // Forget what was sent for names no longer watched, so a later
             // re-subscription (after the client dropped its copy) resends.
             let ts = self.types.get_mut(&kind).expect("inserted above");
             ts.sent
                 .retain(|name, _| sub.wildcard || sub.names.contains(name));
         }
-        self.respond(kind, snapshot).into_iter().collect()
+        // A changed LDS/CDS subscription is always answered, even when no
+        // requested resource exists: the complete response is how the
+        // client learns at once that a name does not exist.
+        let force = changed && kind.is_complete_state();
+        self.respond(kind, snapshot, force).into_iter().collect()
     }
 
     /// A new snapshot: the responses for every type with a change this
@@ -145,14 +150,19 @@ impl Session {
         let mut out = Vec::new();
         for kind in PUSH_ORDER {
             if self.types.contains_key(&kind) {
-                out.extend(self.respond(kind, snapshot));
+                out.extend(self.respond(kind, snapshot, false));
             }
         }
         out
     }
 
     /// The response `kind` needs now, if any.
-    fn respond(&mut self, kind: ResourceType, snapshot: &XdsSnapshot) -> Option<DiscoveryResponse> {
+    fn respond(
+        &mut self,
+        kind: ResourceType,
+        snapshot: &XdsSnapshot,
+        force: bool,
+    ) -> Option<DiscoveryResponse> {
         let node = self.node.as_ref()?;
         let sub = self.status.subscriptions.get(&kind)?;
         let desired = desired(kind, sub, node, snapshot);
@@ -162,7 +172,7 @@ impl Session {
                 && desired
                     .iter()
                     .all(|(n, (h, _))| ts.sent.get(n.as_str()) == Some(h));
-            if unchanged {
+            if unchanged && !force {
                 return None;
             }
             ts.sent = desired.iter().map(|(n, (h, _))| (n.clone(), *h)).collect();

@@ -427,14 +427,18 @@ async fn server_node_gets_its_inbound_listener() {
     let c = wait_client(&cp, &b.node.id, |c| c.acked.contains_key(&LDS)).await;
     assert!(c.subscriptions[&LDS].names.contains(&name));
     assert!(c.last_nack.is_none(), "{:?}", c.last_nack);
-    // Another port has no listener: nothing is sent for it.
+    // Another port has no listener: the complete LDS response without it
+    // tells the client at once that it does not exist.
     let other = Arc::new(b.server_listener_name("0.0.0.0:9999").unwrap());
-    let _w2 = client.watch(LDS, other.as_str());
+    let mut w2 = client.watch(LDS, other.as_str());
+    let u = tokio::time::timeout(WAIT, w2.resolved()).await.unwrap();
+    assert!(u.error.is_some(), "does not exist: {u:?}");
     let c = wait_client(&cp, &b.node.id, |c| {
         c.subscriptions[&LDS].names.contains(other.as_str())
     })
     .await;
-    assert_eq!(c.responses_of(LDS), 1);
+    assert_eq!(c.responses_of(LDS), 2);
+    assert!(w.current().data.is_some(), "the existing listener stays");
 }
 
 #[tokio::test]

@@ -44,8 +44,14 @@ impl Target {
         if name.is_empty() {
             return Err(invalid("the name is empty"));
         }
-        if name.parse::<Authority>().is_err() {
-            return Err(invalid("the name must be host or host:port"));
+        let has_port = |a: &Authority| {
+            a.as_str()
+                .rsplit_once(':')
+                .is_some_and(|(_, p)| !p.ends_with(']'))
+        };
+        match name.parse::<Authority>() {
+            Ok(a) if !has_port(&a) || a.port_u16().is_some() => {}
+            _ => return Err(invalid("the name must be host or host:port")),
         }
         Ok(Target {
             full: target.to_owned(),
@@ -80,6 +86,8 @@ mod tests {
         assert_eq!(t.authority.as_deref(), Some("ctrl.example"));
         assert_eq!(t.name, "echo.ns:7070");
         assert_eq!(t.http_authority().as_str(), "echo.ns:7070");
+        let t = Target::parse("xds:///[::1]:7070").unwrap();
+        assert_eq!(t.name, "[::1]:7070");
         let t = Target::parse("xds:echo").unwrap();
         assert_eq!((t.authority, t.name.as_str()), (None, "echo"));
     }

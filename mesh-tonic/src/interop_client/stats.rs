@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use mesh_core::testing::proto::grpc_testing::load_balancer_accumulated_stats_response::MethodStats;
 use mesh_core::testing::proto::grpc_testing::load_balancer_stats_response::{
-    MetadataByPeer, MetadataEntry, RpcMetadata, RpcsByPeer,
+    MetadataEntry, RpcMetadata,
 };
 use mesh_core::testing::proto::grpc_testing::{
     LoadBalancerAccumulatedStatsResponse, LoadBalancerStatsResponse,
@@ -138,8 +138,7 @@ impl Stats {
         lock(&self.state)
             .watchers
             .retain(|w| !Arc::ptr_eq(w, &watcher));
-        let response = lock(&watcher.state).response.clone();
-        response
+        lock(&watcher.state).response.clone()
     }
 
     /// The accumulated statistics since the client started.
@@ -195,10 +194,7 @@ impl Watcher {
         match outcome.peer.as_deref().filter(|_| outcome.code == Code::Ok) {
             Some(peer) => {
                 *r.rpcs_by_peer.entry(peer.to_owned()).or_default() += 1;
-                let by_method = r
-                    .rpcs_by_method
-                    .entry(rpc.method().to_owned())
-                    .or_insert_with(RpcsByPeer::default);
+                let by_method = r.rpcs_by_method.entry(rpc.method().to_owned()).or_default();
                 *by_method.rpcs_by_peer.entry(peer.to_owned()).or_default() += 1;
                 if !self.keys.is_empty() {
                     let wanted = outcome
@@ -213,7 +209,7 @@ impl Watcher {
                         .collect();
                     r.metadatas_by_peer
                         .entry(peer.to_owned())
-                        .or_insert_with(MetadataByPeer::default)
+                        .or_default()
                         .rpc_metadata
                         .push(RpcMetadata { metadata: wanted });
                 }

@@ -1,6 +1,7 @@
 //! The accept loop: follows the serving mode, picks a filter chain per
-//! connection, spawns connections, drains them on Listener changes and on
-//! shutdown.
+//! connection, terminates TLS for chains with a `DownstreamTlsContext`
+//! (in the connection's task, so a slow handshake never stalls accepting),
+//! spawns connections, drains them on Listener changes and on shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,8 +13,8 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
 use hyper::body::Incoming;
-use mesh_core::resource::filter::FilterConfig;
 use mesh_core::watch::{ServerConfig, ServerWatch};
+use mesh_tower::tls::ProviderRegistry;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -22,6 +23,7 @@ use tower::Service;
 use super::connection::{self, Drain};
 use super::mode::{Mode, ModeCallback};
 use super::routing::{ChainIndex, Conn, InboundHook, XdsRouting};
+use super::tls::{Acceptors, handshake};
 use super::{BoxError, ServingMode};
 
 /// How long to pause after an accept error (out of file descriptors, ...).
@@ -36,6 +38,10 @@ pub(crate) struct AcceptLoop {
     pub(crate) grace: Duration,
     pub(crate) on_mode: Option<ModeCallback>,
     pub(crate) hook: Option<Arc<dyn InboundHook>>,
+    /// Where TLS chains get their certificates.
+    pub(crate) tls_registry: Arc<ProviderRegistry>,
+    /// The bound on each TLS handshake.
+    pub(crate) handshake_timeout: Duration,
 }
 
 /// The loop's mutable state.
@@ -46,6 +52,9 @@ struct State {
     /// Bumped to drain every connection accepted before.
     generation: u64,
     drain: watch::Sender<u64>,
+    /// TLS acceptors of the current Listener's chains.
+    acceptors: Acceptors,
+    handshake_timeout: Duration,
 }
 
 impl AcceptLoop {
@@ -67,12 +76,16 @@ impl AcceptLoop {
             grace,
             on_mode,
             hook,
+            tls_registry,
+            handshake_timeout,
         } = self;
         let mut state = State {
             mode: Mode::NotServing(format!("waiting for Listener \"{listener_name}\"")),
             live: Arc::new(ArcSwapOption::empty()),
             generation: 0,
             drain: watch::channel(0).0,
+            acceptors: Acceptors::new(tls_registry),
+            handshake_timeout,
         };
         tracing::info!(%listening, listener = %listener_name, "xDS-enabled server started (not serving until its Listener arrives)");
         let mut rx = watch.receiver();
@@ -80,7 +93,7 @@ impl AcceptLoop {
         let mut tasks = JoinSet::new();
         let initial = rx.borrow_and_update().clone();
         if let Some(next) = Mode::from_state(&initial, &listener_name, listening) {
-            state.transition(next, on_mode.as_ref(), hook.is_some());
+            state.transition(next, on_mode.as_ref());
         }
         tokio::pin!(shutdown);
         loop {
@@ -94,7 +107,7 @@ impl AcceptLoop {
                     }
                     let current = rx.borrow_and_update().clone();
                     if let Some(next) = Mode::from_state(&current, &listener_name, listening) {
-                        state.transition(next, on_mode.as_ref(), hook.is_some());
+                        state.transition(next, on_mode.as_ref());
                     }
                 }
                 accepted = listener.accept() => match accepted {
@@ -132,15 +145,16 @@ impl AcceptLoop {
 }
 
 impl State {
-    fn transition(&mut self, next: Mode, on_mode: Option<&ModeCallback>, has_hook: bool) {
+    fn transition(&mut self, next: Mode, on_mode: Option<&ModeCallback>) {
         let report = self.mode.reportable_change(&next);
         let same_listener = matches!((&self.mode, &next),
             (Mode::Serving(old), Mode::Serving(new)) if Arc::ptr_eq(&old.listener, &new.listener));
-        if let Mode::Serving(config) = &next
-            && !has_hook
-            && !same_listener
-        {
-            warn_unenforced_rbac(config);
+        if !same_listener {
+            let config = match &next {
+                Mode::Serving(c) => Some(&**c),
+                Mode::NotServing(_) => None,
+            };
+            self.acceptors.retain_used(config);
         }
         match &next {
             // Only routes changed (RDS): open connections pick them up.
@@ -175,7 +189,7 @@ impl State {
 
     /// The task serving a new connection, or `None` when it is closed at once.
     fn connection<S, B>(
-        &self,
+        &mut self,
         io: TcpStream,
         peer: SocketAddr,
         service: &S,
@@ -208,50 +222,47 @@ impl State {
             tracing::debug!(%peer, %local, "no filter chain matches: connection closed");
             return None;
         };
-        // The TLS seam: #6 terminates TLS here with the chain's
-        // DownstreamTlsContext and hands the TLS stream to `connection::serve`.
-        if chain.tls.is_some() {
-            tracing::error!(%peer, chain = %chain.name, "filter chain requires TLS, which this server cannot terminate yet (TLS arrives with #6): connection closed");
-            return None;
-        }
+        let acceptor = match &chain.tls {
+            None => None,
+            Some(ctx) => match self.acceptors.get(ctx) {
+                Ok(a) => Some(a),
+                Err(error) => {
+                    tracing::debug!(%peer, chain = %chain.name, %error, "cannot terminate TLS: connection closed");
+                    return None;
+                }
+            },
+        };
         let index = server
             .filter_chains
             .iter()
             .position(|c| std::ptr::eq(c, chain))
             .map_or(ChainIndex::Default, ChainIndex::Listed);
         let _ = io.set_nodelay(true);
-        let conn = Conn::new(
-            config.clone(),
-            index,
-            self.live.clone(),
-            hook.clone(),
-            local,
-            peer,
-        );
-        let service = XdsRouting::new(service.clone(), Arc::new(conn));
+        let config = config.clone();
+        let live = self.live.clone();
+        let hook = hook.clone();
+        let service = service.clone();
         let drain = Drain {
             rx: self.drain.subscribe(),
             generation: self.generation,
         };
-        Some(connection::serve(io, service, drain, grace))
-    }
-}
-
-/// RBAC filters are enforced by an [`InboundHook`] (#6 brings the built-in
-/// one); without a hook they do not run, which must not pass silently.
-fn warn_unenforced_rbac(config: &ServerConfig) {
-    for chain in config.server().chains() {
-        let rbac = chain
-            .hcm
-            .active_filters()
-            .filter(|f| matches!(f.config, FilterConfig::Rbac(_)))
-            .count();
-        if rbac > 0 {
-            tracing::warn!(
-                chain = %chain.name,
-                "the filter chain has RBAC filters, which are not enforced without an \
-                 inbound hook (built-in RBAC arrives with #6)"
-            );
-        }
+        let timeout = self.handshake_timeout;
+        Some(async move {
+            let Some(acceptor) = acceptor else {
+                let conn = Conn::new(config, index, live, hook, local, peer, None);
+                let service = XdsRouting::new(service, Arc::new(conn));
+                return connection::serve(io, service, drain, grace).await;
+            };
+            match handshake(&acceptor, io, timeout).await {
+                Ok((stream, tls)) => {
+                    let conn = Conn::new(config, index, live, hook, local, peer, Some(tls));
+                    let service = XdsRouting::new(service, Arc::new(conn));
+                    connection::serve(stream, service, drain, grace).await;
+                }
+                Err(error) => {
+                    tracing::debug!(%peer, %error, "TLS handshake failed: connection closed")
+                }
+            }
+        })
     }
 }

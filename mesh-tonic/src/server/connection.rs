@@ -4,7 +4,7 @@
 //! requests finish) bounded by the grace period, after which the connection
 //! is closed.
 //!
-//! `io` is any stream, so a TLS stream slots in when #6 brings TLS.
+//! `io` is any stream: TCP, or TLS over it.
 
 use std::time::Duration;
 

@@ -10,12 +10,22 @@
 //!   accepted and closed at once. Mode changes reach
 //!   [`XdsServerBuilder::on_serving_mode_change`].
 //! - Each connection gets the filter chain that matches it
-//!   (`FilterChainMatch`, A36); without one it is closed. Chains with TLS are
-//!   refused for now (TLS arrives with #6).
+//!   (`FilterChainMatch`, A36); without one it is closed. A chain with a
+//!   `DownstreamTlsContext` terminates TLS (A29) with the certificates of
+//!   the bootstrap's `certificate_providers` (or
+//!   [`XdsServerBuilder::tls_registry`]); the handshake is bounded by
+//!   [`XdsServerBuilder::tls_handshake_timeout`], 10 s by default. The
+//!   client's verified certificate reaches every request of the connection
+//!   as a [`PeerIdentity`](mesh_tower::tls::PeerIdentity) extension. A
+//!   chain without one is plaintext.
 //! - Each request gets the virtual host for its `:authority` (or `Host`) and
 //!   the first matching route; a route without `non_forwarding_action`, or no
 //!   route, fails the RPC with UNAVAILABLE (Trailers-Only). Then the
-//!   [`InboundHook`] runs (RBAC's slot, #6), then the service.
+//!   chain's RBAC filters run (A41, [`mesh_tower::authz`]: DENY before
+//!   ALLOW as the HCM orders them, the route's `RBACPerRoute` applied); a
+//!   denial is PERMISSION_DENIED (403 for plain HTTP) with a message that
+//!   names no policy, and an `info` log that does. Then the
+//!   [`InboundHook`] runs, then the service.
 //! - A new Listener drains the connections of the old one (HTTP/2 GOAWAY,
 //!   in-flight RPCs finish, then the grace period closes them); RDS updates
 //!   apply to open connections. Shutdown drains the same way.
@@ -36,7 +46,8 @@
 //! # }
 //! ```
 //!
-//! Not here: the client side (`mesh_tonic::channel`), TLS and RBAC (#6).
+//! Not here: the client side (`mesh_tonic::channel`); the TLS and RBAC
+//! machinery itself (mesh-tower's `tls` and `authz`).
 
 mod accept;
 mod connection;
@@ -46,6 +57,7 @@ mod mode;
 mod reject;
 mod routing;
 mod signal;
+mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -58,6 +70,7 @@ use hyper::body::Incoming;
 use mesh_core::bootstrap::Bootstrap;
 use mesh_core::watch::watch_server;
 use mesh_core::xds::{SERVER_CLIENT_KEY, XdsClient};
+use mesh_tower::tls::ProviderRegistry;
 use tower::Service;
 
 pub use self::error::{Error, ErrorKind};
@@ -74,6 +87,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// How long draining connections may take by default.
 pub const DEFAULT_DRAIN_GRACE: Duration = Duration::from_secs(10);
 
+/// How long a client may take to finish its TLS handshake by default.
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// An xDS-enabled server; see the [module docs](self). Build one with
 /// [`XdsServer::builder`].
 #[derive(Clone)]
@@ -82,6 +98,8 @@ pub struct XdsServer {
     drain_grace: Duration,
     on_mode: Option<ModeCallback>,
     hook: Option<Arc<dyn InboundHook>>,
+    tls_registry: Option<Arc<ProviderRegistry>>,
+    handshake_timeout: Duration,
 }
 
 impl std::fmt::Debug for XdsServer {
@@ -91,6 +109,8 @@ impl std::fmt::Debug for XdsServer {
             .field("drain_grace", &self.drain_grace)
             .field("on_serving_mode_change", &self.on_mode.is_some())
             .field("inbound_hook", &self.hook.is_some())
+            .field("tls_registry", &self.tls_registry.is_some())
+            .field("tls_handshake_timeout", &self.handshake_timeout)
             .finish()
     }
 }
@@ -103,7 +123,8 @@ pub struct XdsServerBuilder {
 
 impl XdsServer {
     /// A builder with the defaults: bootstrap from the environment, 10 s
-    /// drain grace, no callback, no hook.
+    /// drain grace, no callback, no hook, certificate providers from the
+    /// bootstrap, 10 s TLS handshake timeout.
     pub fn builder() -> XdsServerBuilder {
         XdsServerBuilder {
             server: XdsServer {
@@ -111,6 +132,8 @@ impl XdsServer {
                 drain_grace: DEFAULT_DRAIN_GRACE,
                 on_mode: None,
                 hook: None,
+                tls_registry: None,
+                handshake_timeout: DEFAULT_TLS_HANDSHAKE_TIMEOUT,
             },
         }
     }
@@ -169,6 +192,9 @@ impl XdsServer {
                     None,
                 )
             })?;
+        let tls_registry = self
+            .tls_registry
+            .unwrap_or_else(|| Arc::new(ProviderRegistry::from_bootstrap(&bootstrap)));
         let client = XdsClient::shared(&bootstrap, SERVER_CLIENT_KEY);
         let watch = watch_server(&client, &listener_name);
         AcceptLoop {
@@ -179,6 +205,8 @@ impl XdsServer {
             grace: self.drain_grace,
             on_mode: self.on_mode,
             hook: self.hook,
+            tls_registry,
+            handshake_timeout: self.handshake_timeout,
         }
         .run(service, signal)
         .await;
@@ -211,10 +239,26 @@ impl XdsServerBuilder {
         self
     }
 
-    /// Runs `hook` on every routed request before the service (the slot for
-    /// RBAC and other inbound policy).
+    /// Runs `hook` on every routed request that RBAC allowed, before the
+    /// service (the slot for other inbound policy).
     pub fn inbound_hook(mut self, hook: impl InboundHook) -> Self {
         self.server.hook = Some(Arc::new(hook));
+        self
+    }
+
+    /// The certificate providers TLS filter chains use, instead of a
+    /// registry over the bootstrap's `certificate_providers` (share one
+    /// registry with the process's channels so each provider runs once, or
+    /// register providers built in code).
+    pub fn tls_registry(mut self, registry: Arc<ProviderRegistry>) -> Self {
+        self.server.tls_registry = Some(registry);
+        self
+    }
+
+    /// How long a client may take to finish its TLS handshake before the
+    /// connection is closed (10 s by default).
+    pub fn tls_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.server.handshake_timeout = timeout;
         self
     }
 

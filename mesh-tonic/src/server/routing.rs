@@ -1,10 +1,15 @@
 //! Per-request routing of an xDS-enabled server (A36): the virtual host
 //! from `:authority` (or `Host`), the first matching route, and the
-//! `non_forwarding_action` check; then the inbound hook, then the service.
+//! `non_forwarding_action` check; then the chain's RBAC filters (A41, with
+//! the route's overrides), then the inbound hook, then the service.
 //!
 //! Refusals never reach the service: gRPC calls get a Trailers-Only
-//! UNAVAILABLE (see [`super::reject`]). This module does not pick filter
-//! chains (the accept loop does, per connection) nor terminate TLS.
+//! UNAVAILABLE, or PERMISSION_DENIED from RBAC (see [`super::reject`]).
+//! Every request that passes carries the connection in its extensions:
+//! [`ConnectionInfo`], tonic's `TcpConnectInfo`, mesh-tower's
+//! [`ConnectionFacts`], and the client's verified [`PeerIdentity`] on an
+//! mTLS connection. This module does not pick filter chains (the accept
+//! loop does, per connection) nor terminate TLS.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,12 +24,15 @@ use http_body_util::{Either, Full};
 use mesh_core::resource::listener::{FilterChain, RouteSource};
 use mesh_core::resource::route::{Route, RouteAction, RouteConfig, VirtualHost};
 use mesh_core::watch::ServerConfig;
+use mesh_tower::authz::{self, ConnectionFacts, Inbound};
+use mesh_tower::tls::PeerIdentity;
 use pin_project_lite::pin_project;
 use tonic::Code;
 use tonic::transport::server::TcpConnectInfo;
 use tower::Service;
 
 use super::reject::{is_grpc, refuse};
+use super::tls::TlsPeer;
 
 /// What a request matched, for the [`InboundHook`].
 #[derive(Debug, Clone, Copy)]
@@ -44,10 +52,9 @@ pub struct RequestContext<'a> {
 
 /// The per-request policy slot of an xDS-enabled server: runs after routing
 /// and before the service, with the connection's filter chain and the
-/// matched route. The HTTP filters of the chain's HCM that act on inbound
-/// requests plug in here: RBAC (A41, arriving with #6) checks
-/// `filter_chain.hcm.http_filters` and the route's overrides and returns
-/// PERMISSION_DENIED. It runs on the request path, so it must not block.
+/// matched route, after the built-in RBAC filters allowed the request.
+/// Other inbound policy (custom filters of the chain's HCM) plugs in here.
+/// It runs on the request path, so it must not block.
 ///
 /// Inbound telemetry that needs the response too belongs in a
 /// `tower::Layer` around the service, which finds [`ConnectionInfo`] (and
@@ -102,6 +109,10 @@ pub(crate) struct Conn {
     live: Arc<ArcSwapOption<ServerConfig>>,
     hook: Option<Arc<dyn InboundHook>>,
     info: ConnectionInfo,
+    /// What RBAC reads of the connection.
+    facts: ConnectionFacts,
+    /// The client's verified certificate (mTLS).
+    identity: Option<PeerIdentity>,
 }
 
 impl Conn {
@@ -112,8 +123,15 @@ impl Conn {
         hook: Option<Arc<dyn InboundHook>>,
         local_addr: SocketAddr,
         peer_addr: SocketAddr,
+        tls: Option<TlsPeer>,
     ) -> Self {
         let filter_chain = Arc::from(chain_of(&config, chain).name.as_str());
+        let facts = ConnectionFacts {
+            local_addr,
+            peer_addr,
+            tls: tls.is_some(),
+            sni: tls.as_ref().and_then(|t| t.sni.clone()),
+        };
         Conn {
             config,
             chain,
@@ -124,6 +142,8 @@ impl Conn {
                 peer_addr,
                 filter_chain,
             },
+            facts,
+            identity: tls.and_then(|t| t.identity),
         }
     }
 
@@ -189,6 +209,7 @@ impl Conn {
                     route.name, vh.name
                 ));
             }
+            self.authorize(parts, vh, route)?;
             let Some(hook) = &self.hook else {
                 return Ok(());
             };
@@ -201,6 +222,31 @@ impl Conn {
             };
             hook.on_request(parts, &ctx)
                 .map_err(|s| (s.code(), s.message().to_owned()))
+        })
+    }
+}
+
+impl Conn {
+    /// The chain's RBAC filters on `route`: PERMISSION_DENIED with a
+    /// message naming no policy; the log names it.
+    fn authorize(
+        &self,
+        parts: &http::request::Parts,
+        vh: &VirtualHost,
+        route: &Route,
+    ) -> Result<(), (Code, String)> {
+        let filters = authz::effective_filters(&self.chain().hcm, vh, route);
+        let inbound = Inbound::from_parts(parts, &self.facts, self.identity.as_ref());
+        authz::evaluate(filters, &inbound).map_err(|denial| {
+            tracing::info!(
+                path = parts.uri.path(),
+                peer = %self.facts.peer_addr,
+                principal = self.identity.as_ref().map(PeerIdentity::principal),
+                chain = %self.info.filter_chain,
+                %denial,
+                "RBAC denied the request"
+            );
+            (Code::PermissionDenied, authz::DENIED_MESSAGE.to_owned())
         })
     }
 }
@@ -253,6 +299,10 @@ where
             remote_addr: Some(info.peer_addr),
         });
         parts.extensions.insert(info.clone());
+        parts.extensions.insert(self.conn.facts.clone());
+        if let Some(identity) = &self.conn.identity {
+            parts.extensions.insert(identity.clone());
+        }
         RoutingFuture::Inner {
             fut: self.inner.call(Request::from_parts(parts, body)),
         }

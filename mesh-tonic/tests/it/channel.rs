@@ -33,6 +33,9 @@ const TARGET: &str = "echo.test:7070";
 /// How long anything may take to converge before the test fails.
 const CONVERGE: Duration = Duration::from_secs(15);
 
+/// A cluster name and its endpoints.
+type ClusterSpec<'a> = (&'a str, &'a [SocketAddr]);
+
 /// A TestAdsServer serving, for each `(listener, clusters)`, a Listener, a
 /// RouteConfiguration whose one virtual host (domain = the listener name)
 /// sends everything to the first cluster, and the clusters' endpoints.
@@ -42,7 +45,7 @@ struct Mesh {
 }
 
 impl Mesh {
-    async fn start(targets: &[(&str, &[(&str, &[SocketAddr])])]) -> Mesh {
+    async fn start(targets: &[(&str, &[ClusterSpec<'_>])]) -> Mesh {
         let ads = TestAdsServer::start().await;
         let mut listeners = Vec::new();
         let mut routes = Vec::new();
@@ -298,4 +301,19 @@ async fn an_axum_app_works_through_the_http_client() {
     let (status, text) = body(client.request(req).await).await;
     assert_eq!(status, http::StatusCode::SERVICE_UNAVAILABLE);
     assert!(text.contains("\"unknown.test:80\""), "{text}");
+}
+
+#[tokio::test]
+async fn without_a_bootstrap_the_environment_is_asked() {
+    let set = |k| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    if set("GRPC_XDS_BOOTSTRAP") || set("GRPC_XDS_BOOTSTRAP_CONFIG") {
+        // This environment has a bootstrap; what it points to is unknown.
+        return;
+    }
+    let err = Channel::from_target(format!("xds:///{TARGET}"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Bootstrap);
+    assert_eq!(err.code(), Code::Unavailable);
+    assert!(err.to_string().contains("bootstrap"), "{err}");
 }

@@ -1,5 +1,8 @@
 //! mesh-tonic's integration tests (one binary; a module per topic).
 
 mod channel;
+mod examples;
+mod interop;
 mod interop_server;
+mod security;
 mod server;

@@ -13,6 +13,7 @@ use mesh_core::resource::Cluster;
 use mesh_core::resource::endpoint::ClusterLoadAssignment;
 use mesh_core::watch::{ClientConfig, ResolvedCluster};
 
+use super::tls::{ClusterTls, cluster_tls};
 use super::{DiscoveryOptions, Runtime};
 use crate::balance::Balancer;
 use crate::breaker::Breaker;
@@ -25,6 +26,8 @@ struct Entry {
     runtime: Arc<ClusterRuntime>,
     endpoints: Arc<ClusterLoadAssignment>,
     detector: Option<OutlierDetector>,
+    /// The TLS connector, for a cluster with an `UpstreamTlsContext`.
+    tls: Option<ClusterTls>,
 }
 
 /// Builds [`Runtime`]s from snapshots, remembering the last one.
@@ -54,9 +57,16 @@ impl Builder {
             match result {
                 Ok(resolved) => {
                     let prev = self.entries.remove(name);
-                    let entry = self.cluster(name, resolved, prev);
-                    clusters.insert(name.clone(), Arc::clone(&entry.runtime));
-                    entries.insert(name.clone(), entry);
+                    match self.cluster(name, resolved, prev) {
+                        Ok(entry) => {
+                            clusters.insert(name.clone(), Arc::clone(&entry.runtime));
+                            entries.insert(name.clone(), entry);
+                        }
+                        Err(reason) => {
+                            tracing::warn!(cluster = %name, %reason, "cluster cannot serve; its RPCs fail UNAVAILABLE");
+                            cluster_errors.insert(name.clone(), reason);
+                        }
+                    }
                 }
                 Err(reason) => {
                     cluster_errors.insert(name.clone(), reason.clone());
@@ -79,20 +89,32 @@ impl Builder {
         self.entries.clear();
     }
 
-    fn cluster(&mut self, name: &str, resolved: &ResolvedCluster, prev: Option<Entry>) -> Entry {
+    /// The entry of one resolved cluster; `Err` is why it cannot serve (its
+    /// TLS context cannot be used).
+    fn cluster(
+        &mut self,
+        name: &str,
+        resolved: &ResolvedCluster,
+        prev: Option<Entry>,
+    ) -> Result<Entry, String> {
         let cfg = &resolved.cluster;
         let cla = &resolved.endpoints;
+        let tls = cluster_tls(
+            &self.options,
+            cfg,
+            prev.as_ref().and_then(|p| p.tls.as_ref()),
+        )?;
         if let Some(mut prev) = prev {
             let same_config =
                 Arc::ptr_eq(&prev.runtime.config, cfg) || *prev.runtime.config == **cfg;
             let same_endpoints = Arc::ptr_eq(&prev.endpoints, cla) || *prev.endpoints == **cla;
             if same_config && same_endpoints {
-                return prev;
+                return Ok(prev);
             }
             let balancer = Arc::clone(&prev.runtime.balancer);
             // New TLS settings mean new connections: rebuild the handles.
             let keep_handles = prev.runtime.config.tls == cfg.tls;
-            self.fill(name, &balancer, cfg, cla, keep_handles);
+            self.fill(name, &balancer, cfg, cla, tls.as_ref(), keep_handles);
             let runtime = if same_config {
                 prev.runtime
             } else {
@@ -104,11 +126,12 @@ impl Builder {
                     balancer,
                 })
             };
-            return Entry {
+            return Ok(Entry {
                 runtime,
                 endpoints: Arc::clone(cla),
                 detector: prev.detector,
-            };
+                tls,
+            });
         }
         let seed = self.next_seed;
         self.next_seed = self.next_seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -117,10 +140,10 @@ impl Builder {
                 .with_seed(seed)
                 .with_settings(self.options.balance),
         );
-        self.fill(name, &balancer, cfg, cla, false);
+        self.fill(name, &balancer, cfg, cla, tls.as_ref(), false);
         let mut detector = None;
         self.update_detector(&mut detector, &balancer, cfg);
-        Entry {
+        Ok(Entry {
             runtime: Arc::new(ClusterRuntime {
                 name: Arc::from(name),
                 config: Arc::clone(cfg),
@@ -129,7 +152,8 @@ impl Builder {
             }),
             endpoints: Arc::clone(cla),
             detector,
-        }
+            tls,
+        })
     }
 
     /// Publishes `cla` into `balancer`, reusing handles by address.
@@ -139,6 +163,7 @@ impl Builder {
         balancer: &Balancer,
         cfg: &Cluster,
         cla: &ClusterLoadAssignment,
+        tls: Option<&ClusterTls>,
         keep: bool,
     ) {
         let old: HashMap<SocketAddr, Arc<EndpointHandle>> = if keep {
@@ -159,8 +184,10 @@ impl Builder {
                 Arc::clone(h)
             }
             None => {
-                let s = settings
-                    .get_or_insert_with(|| self.options.settings_for(cfg, breaker(name, cfg)));
+                let s = settings.get_or_insert_with(|| {
+                    let tls = tls.map(|t| &t.connector);
+                    self.options.settings_for(cfg, breaker(name, cfg), tls)
+                });
                 Arc::new(EndpointHandle::new(e.clone(), Arc::clone(s)))
             }
         });

@@ -16,10 +16,21 @@
 //! error text; clusters that failed alone fail only their own RPCs
 //! ([`Runtime::cluster`]).
 //!
+//! TLS (A29): a cluster with an `UpstreamTlsContext` connects through a
+//! [`TlsConnector`](crate::tls::TlsConnector) built from the context and
+//! [`DiscoveryOptions::tls_registry`] (the bootstrap's certificate
+//! providers), running over the cluster's plain connector; a cluster without
+//! one is plaintext (the fallback of gRPC's xDS credentials). A context that
+//! cannot be turned into a connector (an unknown provider instance, files
+//! that do not load, no registry) fails that cluster's RPCs with UNAVAILABLE
+//! and the error text. The connector is built once per context: a snapshot
+//! with the same context keeps it and the connections made with it.
+//!
 //! Not here: route matching (the route layer compiles routes on top of the
 //! runtime), connecting (endpoint), picking (balance).
 
 mod build;
+mod tls;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,6 +47,7 @@ use crate::BoxError;
 use crate::balance::BalanceSettings;
 use crate::cluster::ClusterRuntime;
 use crate::endpoint::{ConnectionSettings, Connector};
+use crate::tls::ProviderRegistry;
 
 /// Picks the connector of a cluster (mesh-tonic: TLS from `cluster.tls`).
 pub type ConnectorFor = Arc<dyn Fn(&Cluster) -> Arc<dyn Connector> + Send + Sync>;
@@ -51,6 +63,13 @@ pub struct DiscoveryOptions {
     pub balance: BalanceSettings,
     /// Seed of the balancers' randomness (tests); `None` for entropy.
     pub seed: Option<u64>,
+    /// The certificate providers TLS clusters get their certificates and
+    /// CAs from: normally `ProviderRegistry::from_bootstrap` of the
+    /// bootstrap the xDS client uses, shared by every channel of the
+    /// process (providers are started once per registry). `None`: clusters
+    /// with an `UpstreamTlsContext` fail their RPCs with UNAVAILABLE
+    /// (plaintext clusters are unaffected).
+    pub tls_registry: Option<Arc<ProviderRegistry>>,
 }
 
 impl std::fmt::Debug for DiscoveryOptions {
@@ -60,18 +79,36 @@ impl std::fmt::Debug for DiscoveryOptions {
             .field("connector_for", &self.connector_for.is_some())
             .field("balance", &self.balance)
             .field("seed", &self.seed)
+            .field("tls_registry", &self.tls_registry.is_some())
             .finish()
     }
 }
 
 impl DiscoveryOptions {
-    fn settings_for(&self, cluster: &Cluster, breaker: Arc<Breaker>) -> Arc<ConnectionSettings> {
+    /// The connection settings of `cluster`'s endpoints; `tls` (the
+    /// cluster's TLS connector) replaces the plain connector.
+    fn settings_for(
+        &self,
+        cluster: &Cluster,
+        breaker: Arc<Breaker>,
+        tls: Option<&Arc<dyn Connector>>,
+    ) -> Arc<ConnectionSettings> {
         let mut s = self.connection.clone();
         s.breaker = Some(breaker);
-        if let Some(f) = &self.connector_for {
-            s.connector = f(cluster);
+        match tls {
+            Some(c) => s.connector = Arc::clone(c),
+            None => s.connector = self.plain_connector(cluster),
         }
         Arc::new(s)
+    }
+
+    /// The connector opening `cluster`'s byte streams before any TLS:
+    /// `connector_for`'s, else `connection.connector`.
+    fn plain_connector(&self, cluster: &Cluster) -> Arc<dyn Connector> {
+        match &self.connector_for {
+            Some(f) => f(cluster),
+            None => Arc::clone(&self.connection.connector),
+        }
     }
 }
 

@@ -138,3 +138,101 @@ async fn cluster_errors_fail_only_their_cluster_and_config_errors_fail_all() {
     assert_eq!(status.message(), "Listener \"echo\": does not exist");
     assert!(rt.cluster("a").is_err());
 }
+
+fn tls_cluster(name: &str, provider: &str, san: &str) -> Arc<Cluster> {
+    let wire = fx::with_istio_mutual(fx::eds_cluster(name, name), provider, san);
+    Arc::new(Cluster::try_from(wire).unwrap())
+}
+
+fn registry_with(provider: &str) -> Arc<crate::tls::ProviderRegistry> {
+    use crate::tls::testing::TestCa;
+    use crate::tls::{CertificateProvider, CertifiedMaterial};
+    let ca = TestCa::new("root");
+    let leaf = ca.leaf(&["spiffe://cluster.local/ns/default/sa/client"]);
+    let material = CertifiedMaterial::from_pem(
+        provider,
+        Some(leaf.chain_pem.as_bytes()),
+        Some(leaf.key_pem.as_bytes()),
+        Some(ca.pem().as_bytes()),
+    )
+    .unwrap();
+    let mut registry = crate::tls::ProviderRegistry::new(BTreeMap::new());
+    registry.register(CertificateProvider::fixed(provider, material));
+    Arc::new(registry)
+}
+
+fn status_message(rt: &Runtime, name: &str) -> String {
+    let err = rt.cluster(name).unwrap_err();
+    let status = crate::error::find_status(&*err).unwrap();
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    status.message().to_owned()
+}
+
+#[tokio::test]
+async fn tls_clusters_need_a_registry_and_known_providers() {
+    const SAN: &str = "spiffe://cluster.local/ns/default/sa/echo";
+    // No registry: the TLS cluster fails, the plaintext one serves.
+    let d = Discovery::manual(DiscoveryOptions::default());
+    d.apply(Some(Ok(config(vec![
+        ("a", Ok((tls_cluster("a", "default", SAN), cla("a", &[1])))),
+        ("b", Ok((cluster("b"), cla("b", &[2])))),
+    ]))))
+    .await;
+    let rt = d.load_full();
+    assert!(rt.cluster("b").is_ok());
+    let msg = status_message(&rt, "a");
+    assert!(msg.contains("tls_registry"), "{msg}");
+
+    // A registry without the instance the context names.
+    let d = Discovery::manual(DiscoveryOptions {
+        tls_registry: Some(registry_with("other")),
+        ..Default::default()
+    });
+    d.apply(Some(Ok(config(vec![(
+        "a",
+        Ok((tls_cluster("a", "default", SAN), cla("a", &[1]))),
+    )]))))
+    .await;
+    let msg = status_message(&d.load_full(), "a");
+    assert!(msg.contains("\"default\"") && msg.contains("TLS"), "{msg}");
+}
+
+#[tokio::test]
+async fn the_tls_connector_is_rebuilt_only_when_the_context_changes() {
+    const SAN: &str = "spiffe://cluster.local/ns/default/sa/echo";
+    let d = Discovery::manual(DiscoveryOptions {
+        tls_registry: Some(registry_with("default")),
+        ..Default::default()
+    });
+    let a1 = tls_cluster("a", "default", SAN);
+    d.apply(Some(Ok(config(vec![(
+        "a",
+        Ok((a1.clone(), cla("a", &[1]))),
+    )]))))
+    .await;
+    let rt1 = d.load_full();
+    let h1 = handles(&rt1, "a");
+    assert_eq!(
+        h1[0].connection.address(),
+        addr(1),
+        "the TLS cluster resolved"
+    );
+
+    // Another setting changes, the TLS context does not: same connections.
+    let mut a2 = (*a1).clone();
+    a2.lb_policy = LbPolicy::Random;
+    d.apply(Some(Ok(config(vec![(
+        "a",
+        Ok((Arc::new(a2), cla("a", &[1]))),
+    )]))))
+    .await;
+    let h2 = handles(&d.load_full(), "a");
+    assert!(Arc::ptr_eq(&h1[0], &h2[0]));
+
+    // A new SAN is a new context: new connector, new connections.
+    let a3 = tls_cluster("a", "default", "spiffe://cluster.local/ns/default/sa/other");
+    d.apply(Some(Ok(config(vec![("a", Ok((a3, cla("a", &[1]))))]))))
+        .await;
+    let h3 = handles(&d.load_full(), "a");
+    assert!(!Arc::ptr_eq(&h2[0], &h3[0]));
+}

@@ -4,7 +4,7 @@
 //!
 //! The server's chain is verified against the CA provider's current CAs
 //! and its SANs against `match_subject_alt_names` (see
-//! [`super::verify`]); the client certificate, when the context names an
+//! the verify module); the client certificate, when the context names an
 //! identity, is the identity provider's current one. ALPN offers `h2`
 //! only. Session resumption is off: a resumed session would skip the
 //! certificate checks, and so outlive a CA rotation; connections are

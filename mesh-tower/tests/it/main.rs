@@ -2,6 +2,7 @@
 //! real loopback gRPC backends.
 
 mod balance;
+mod authz;
 mod breaker;
 mod endpoint;
 mod outlier;

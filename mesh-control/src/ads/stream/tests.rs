@@ -80,10 +80,17 @@ fn first_request_gets_existing_names_only() {
 }
 
 #[test]
-fn nothing_existing_means_no_response() {
-    let s1 = snap(1, &[]);
+fn missing_lds_cds_names_get_a_complete_response_rds_eds_none() {
+    let s1 = snap(1, &[(LDS, "a", 1)]);
     let mut s = session();
-    assert!(s.on_request(req(LDS, &["nope"], ""), &s1).is_empty());
+    // LDS/CDS are complete state: answering without the name tells the
+    // client at once that it does not exist.
+    let r = one(s.on_request(req(LDS, &["nope"], ""), &s1));
+    assert!(names(&r).is_empty(), "{r:?}");
+    let r = one(s.on_request(req(LDS, &["a", "nope"], &r.nonce), &s1));
+    assert_eq!(names(&r), ["a@1"]);
+    // An ACK with the same names gets nothing more.
+    assert!(s.on_request(req(LDS, &["a", "nope"], &r.nonce), &s1).is_empty());
     assert!(s.on_request(req(RDS, &["nope"], ""), &s1).is_empty());
 }
 
@@ -212,14 +219,16 @@ fn wildcard_from_empty_first_request_or_star() {
         &[(CDS, "a", 1), (CDS, "b", 1), (CDS, "c", 1), (LDS, "l", 1)],
     )));
     assert_eq!(names(&r), ["a@1", "b@1", "c@1"]);
-    // Naming resources ends the legacy wildcard; the client drops what it
-    // no longer watches itself, so narrowing needs no response.
-    assert!(s.on_request(req(CDS, &["a"], &r.nonce), &s1).is_empty());
+    // Naming resources ends the legacy wildcard; a changed CDS
+    // subscription is answered with the complete (narrower) set.
+    let r = one(s.on_request(req(CDS, &["a"], &r.nonce), &s1));
+    assert_eq!(names(&r), ["a@1"]);
     assert!(!s.status().subscriptions[&CDS].wildcard);
     // ...and an empty list now means no subscription, not wildcard.
     let r = one(s.on_request(req(CDS, &["b"], &r.nonce), &s1));
     assert_eq!(names(&r), ["b@1"]);
-    assert!(s.on_request(req(CDS, &[], &r.nonce), &s1).is_empty());
+    let r = one(s.on_request(req(CDS, &[], &r.nonce), &s1));
+    assert!(names(&r).is_empty());
     assert!(!s.status().subscriptions[&CDS].wildcard);
     // RDS/EDS never become wildcard.
     assert!(

@@ -1,13 +1,15 @@
 //! ping_pong, round_robin, traffic_splitting, change_backend_service and
 //! backends_restart.
 
+use envoy_types::pb::envoy::admin::v3::ClientResourceStatus;
+use envoy_types::pb::envoy::service::status::v3::ClientStatusRequest;
 use mesh_core::testing::resources::weighted_route;
 use mesh_tonic::interop_client::RpcType;
 use tonic::Code;
 
 use super::{
-    Backends, Client, Xds, cla, completed, count, delta, eds_cluster, match_all, method_stats,
-    peer, route, to_cluster,
+    Backends, Client, SERVICE, Xds, cla, completed, count, delta, eds_cluster, eds_name, match_all,
+    method_stats, peer, route, to_cluster,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,7 +17,7 @@ async fn ping_pong() {
     let backends = Backends::start("pp", 4).await;
     let xds = Xds::start().await;
     xds.single("cluster-a", &backends);
-    let client = Client::start_with(&xds.bootstrap, |c| c.fail_on_failed_rpc = true).await;
+    let mut client = Client::start_with(&xds.bootstrap, |c| c.fail_on_failed_rpc = true).await;
     client.wait_all_reached(&backends.names()).await;
     // Every RPC of a block succeeds once the config is in.
     let r = client.stats(100, 30).await;
@@ -25,6 +27,33 @@ async fn ping_pong() {
     let acc = method_stats(&client.accumulated().await, RpcType::UnaryCall);
     assert!(acc.rpcs_started >= 100, "{acc:?}");
     assert!(count(&acc, Code::Ok) >= 100, "{acc:?}");
+    client.assert_no_failed_rpc();
+
+    // CSDS on the stats port reports the channels' xDS client, scoped by
+    // the target, with every resource ACKed.
+    let dump = client
+        .csds
+        .clone()
+        .fetch_client_status(ClientStatusRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let [config] = &dump.config[..] else {
+        panic!("one client expected: {dump:?}")
+    };
+    assert_eq!(config.client_scope, format!("xds:///{SERVICE}"));
+    for name in [
+        SERVICE.to_owned(),
+        eds_name("cluster-a"),
+        "cluster-a".into(),
+    ] {
+        let c = config
+            .generic_xds_configs
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no {name} in {config:?}"));
+        assert_eq!(c.client_status, ClientResourceStatus::Acked as i32, "{c:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,9 +97,15 @@ async fn traffic_splitting() {
     let total = r.rpcs_by_peer.values().sum::<i32>();
     assert!(total >= 990, "{r:?}");
     let share_a = f64::from(peer(&r, &a.name(0))) * 100.0 / f64::from(total);
-    assert!((15.0..=25.0).contains(&share_a), "a got {share_a:.1}%: {r:?}");
+    assert!(
+        (15.0..=25.0).contains(&share_a),
+        "a got {share_a:.1}%: {r:?}"
+    );
     let share_b = f64::from(peer(&r, &b.name(0))) * 100.0 / f64::from(total);
-    assert!((75.0..=85.0).contains(&share_b), "b got {share_b:.1}%: {r:?}");
+    assert!(
+        (75.0..=85.0).contains(&share_b),
+        "b got {share_b:.1}%: {r:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,7 +119,7 @@ async fn change_backend_service() {
         cla("cluster-new", &new.addrs),
     ]);
     xds.routes(vec![route(match_all(), to_cluster("cluster-old"))]);
-    let client = Client::start_with(&xds.bootstrap, |c| c.fail_on_failed_rpc = true).await;
+    let mut client = Client::start_with(&xds.bootstrap, |c| c.fail_on_failed_rpc = true).await;
     client.wait_all_reached(&old.names()).await;
     let before = method_stats(&client.accumulated().await, RpcType::UnaryCall);
 
@@ -102,6 +137,7 @@ async fn change_backend_service() {
         &before,
     );
     assert_eq!(count(&during, Code::Ok), completed(&during), "{during:?}");
+    client.assert_no_failed_rpc();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,10 @@ use envoy_types::pb::envoy::config::endpoint::v3::LocalityLbEndpoints;
 use envoy_types::pb::google::protobuf::UInt32Value;
 use mesh_tonic::interop_client::RpcType;
 
-use super::{Backends, Client, Xds, cla_localities, eds_cluster, lb_endpoint, match_all, peer, route, to_cluster};
+use super::{
+    Backends, Client, Xds, cla_localities, eds_cluster, lb_endpoint, match_all, peer, route,
+    to_cluster,
+};
 
 /// A locality at `priority` with `(backend index, health)` of `backends`.
 fn locality(
@@ -82,9 +85,15 @@ async fn gentle_failover() {
     serving.push(primary.name(0));
     client.wait_all_reached(&serving).await;
     let r = client
-        .stats_until("no failures with the secondary in", 100, |r| r.num_failures == 0)
+        .stats_until("no failures with the secondary in", 100, |r| {
+            r.num_failures == 0
+        })
         .await;
-    assert_eq!(peer(&r, &primary.name(1)) + peer(&r, &primary.name(2)), 0, "{r:?}");
+    assert_eq!(
+        peer(&r, &primary.name(1)) + peer(&r, &primary.name(2)),
+        0,
+        "{r:?}"
+    );
 
     // The primary recovers; the original assignment returns and the
     // secondary gets nothing again.

@@ -12,6 +12,7 @@
 //! Istio YAML ([`control`]).
 
 mod basic;
+mod binary;
 mod control;
 mod failover;
 mod resilience;
@@ -30,6 +31,7 @@ use envoy_types::pb::envoy::config::route::v3 as route;
 use envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3 as hcm;
+use envoy_types::pb::envoy::service::status::v3::client_status_discovery_service_client::ClientStatusDiscoveryServiceClient;
 use mesh_core::bootstrap::Bootstrap;
 use mesh_core::resource::ResourceType;
 use mesh_core::testing::ads_server::TestAdsServer;
@@ -45,7 +47,7 @@ use mesh_core::testing::proto::grpc_testing::{
 };
 use mesh_core::testing::resources::{self, any, http_filter, self_source};
 use mesh_core::testing::test_service::{RunningBackend, TestServiceBackend};
-use mesh_tonic::interop_client::{self, ClientConfig, RunningClient, RpcType};
+use mesh_tonic::interop_client::{self, ClientConfig, RpcType, RunningClient};
 use tonic::transport::{Channel, Endpoint};
 
 /// The service every case targets (`xds:///` + this).
@@ -215,10 +217,7 @@ pub(crate) fn eds_cluster(name: &str) -> cluster::Cluster {
 
 /// The endpoints of `cluster`: one locality with `addrs`.
 pub(crate) fn cla(cluster: &str, addrs: &[SocketAddr]) -> endpoint::ClusterLoadAssignment {
-    cla_localities(
-        cluster,
-        vec![resources::locality_endpoints("z1", 0, addrs)],
-    )
+    cla_localities(cluster, vec![resources::locality_endpoints("z1", 0, addrs)])
 }
 
 pub(crate) fn cla_localities(
@@ -298,6 +297,8 @@ impl Xds {
 /// The interop client under test and clients of its stats port.
 pub(crate) struct Client {
     pub running: RunningClient,
+    /// CSDS on the stats port.
+    pub csds: ClientStatusDiscoveryServiceClient<Channel>,
     stats: LoadBalancerStatsServiceClient<Channel>,
     configure: XdsUpdateClientConfigureServiceClient<Channel>,
 }
@@ -316,16 +317,23 @@ impl Client {
         config.seed = Some(7);
         edit(&mut config);
         let running = interop_client::start(config).await.unwrap();
-        let channel = Endpoint::from_shared(format!(
-            "http://127.0.0.1:{}",
-            running.stats_addr().port()
-        ))
-        .unwrap()
-        .connect_lazy();
+        let channel =
+            Endpoint::from_shared(format!("http://127.0.0.1:{}", running.stats_addr().port()))
+                .unwrap()
+                .connect_lazy();
         Client {
             running,
+            csds: ClientStatusDiscoveryServiceClient::new(channel.clone()),
             stats: LoadBalancerStatsServiceClient::new(channel.clone()),
             configure: XdsUpdateClientConfigureServiceClient::new(channel),
+        }
+    }
+
+    /// Panics if `fail_on_failed_rpc` saw an RPC fail after a success.
+    pub fn assert_no_failed_rpc(&mut self) {
+        use futures::FutureExt;
+        if let Some(why) = self.running.failed().now_or_never() {
+            panic!("--fail_on_failed_rpc would have exited: {why}");
         }
     }
 
@@ -403,7 +411,9 @@ impl Client {
     /// Waits until every backend in `names` got at least one RPC of a block.
     pub async fn wait_all_reached(&self, names: &[String]) {
         self.stats_until(&format!("all of {names:?} reached"), 200, |r| {
-            names.iter().all(|n| r.rpcs_by_peer.get(n).copied().unwrap_or(0) > 0)
+            names
+                .iter()
+                .all(|n| r.rpcs_by_peer.get(n).copied().unwrap_or(0) > 0)
         })
         .await;
     }

@@ -1,17 +1,17 @@
 //! path_matching, header_matching and affinity (ring hash on a header).
 
 use envoy_types::pb::envoy::config::cluster::v3 as cluster;
-use envoy_types::pb::envoy::config::route::v3 as route;
+use envoy_types::pb::envoy::config::route::v3 as rt;
 use envoy_types::pb::envoy::r#type::matcher::v3::{RegexMatcher, StringMatcher, string_matcher};
 use envoy_types::pb::envoy::r#type::v3::Int64Range;
 use envoy_types::pb::google::protobuf::BoolValue;
 use mesh_core::testing::proto::grpc_testing::LoadBalancerStatsResponse;
 use mesh_tonic::interop_client::RpcType;
-use route::header_matcher::HeaderMatchSpecifier as H;
+use rt::header_matcher::HeaderMatchSpecifier as H;
 
 use super::{
-    Backends, Client, Xds, by_method, cla, eds_cluster, match_all, match_path, match_prefix,
-    route, to_cluster,
+    Backends, Client, Xds, by_method, cla, eds_cluster, match_all, match_path, match_prefix, route,
+    to_cluster,
 };
 
 const EMPTY: &str = "/grpc.testing.TestService/EmptyCall";
@@ -22,7 +22,10 @@ async fn two_services() -> (Xds, Backends, Backends, Client) {
     let default = Backends::start("default", 1).await;
     let alt = Backends::start("alt", 1).await;
     let xds = Xds::start().await;
-    xds.clusters(vec![eds_cluster("cluster-default"), eds_cluster("cluster-alt")]);
+    xds.clusters(vec![
+        eds_cluster("cluster-default"),
+        eds_cluster("cluster-alt"),
+    ]);
     xds.endpoints(vec![
         cla("cluster-default", &default.addrs),
         cla("cluster-alt", &alt.addrs),
@@ -69,9 +72,9 @@ async fn expect(client: &Client, case: &str, unary: &str, empty: &str) {
         .await;
 }
 
-fn header(name: &str, spec: H, invert: bool) -> route::RouteMatch {
-    route::RouteMatch {
-        headers: vec![route::HeaderMatcher {
+fn header(name: &str, spec: H, invert: bool) -> rt::RouteMatch {
+    rt::RouteMatch {
+        headers: vec![rt::HeaderMatcher {
             name: name.into(),
             invert_match: invert,
             header_match_specifier: Some(spec),
@@ -121,8 +124,8 @@ async fn path_matching() {
     ]);
     expect(&client, "prefix and path", &d, &a).await;
 
-    let safe_regex = route::RouteMatch {
-        path_specifier: Some(route::route_match::PathSpecifier::SafeRegex(regex(
+    let safe_regex = rt::RouteMatch {
+        path_specifier: Some(rt::route_match::PathSpecifier::SafeRegex(regex(
             r"^\/.*\/UnaryCall$",
         ))),
         ..Default::default()
@@ -130,7 +133,7 @@ async fn path_matching() {
     xds.routes(vec![to_alt(safe_regex), fallback()]);
     expect(&client, "regex", &a, &d).await;
 
-    let ignore_case = route::RouteMatch {
+    let ignore_case = rt::RouteMatch {
         case_sensitive: Some(BoolValue { value: false }),
         ..match_path("/gRpC.tEsTinG.tEstseRvice/empTycaLl")
     };
@@ -145,7 +148,7 @@ async fn header_matching() {
     let (d, a) = (default.name(0), alt.name(0));
     expect(&client, "default route", &d, &d).await;
     #[allow(deprecated)]
-    let cases: Vec<(&str, route::RouteMatch, &str, &str)> = vec![
+    let cases: Vec<(&str, rt::RouteMatch, &str, &str)> = vec![
         (
             "exact",
             header("xds_md", string(P::Exact("empty_ytpme".into())), false),
@@ -215,9 +218,9 @@ async fn affinity() {
     xds.clusters(vec![ring]);
     xds.endpoints(vec![cla("cluster-ring", &backends.addrs)]);
     let mut action = to_cluster("cluster-ring");
-    action.hash_policy = vec![route::route_action::HashPolicy {
-        policy_specifier: Some(route::route_action::hash_policy::PolicySpecifier::Header(
-            route::route_action::hash_policy::Header {
+    action.hash_policy = vec![rt::route_action::HashPolicy {
+        policy_specifier: Some(rt::route_action::hash_policy::PolicySpecifier::Header(
+            rt::route_action::hash_policy::Header {
                 header_name: "session-id".into(),
                 regex_rewrite: None,
             },
@@ -231,7 +234,11 @@ async fn affinity() {
     let mut chosen = Vec::new();
     for value in ["s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s0"] {
         client
-            .configure(&[RpcType::UnaryCall], &[(RpcType::UnaryCall, "session-id", value)], 0)
+            .configure(
+                &[RpcType::UnaryCall],
+                &[(RpcType::UnaryCall, "session-id", value)],
+                0,
+            )
             .await;
         let r = client
             .stats_until(&format!("session {value} on one backend"), 100, |r| {
@@ -240,7 +247,10 @@ async fn affinity() {
             .await;
         chosen.push(r.rpcs_by_peer.keys().next().unwrap().clone());
     }
-    assert_eq!(chosen[0], chosen[8], "the same key returns to its backend: {chosen:?}");
+    assert_eq!(
+        chosen[0], chosen[8],
+        "the same key returns to its backend: {chosen:?}"
+    );
     let mut distinct = chosen.clone();
     distinct.sort();
     distinct.dedup();
