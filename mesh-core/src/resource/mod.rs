@@ -147,6 +147,17 @@ impl ResourceType {
         matches!(self, ResourceType::Listener | ResourceType::Cluster)
     }
 
+    /// The resource's message name, for errors: `Listener`,
+    /// `RouteConfiguration`, `Cluster`, `ClusterLoadAssignment`.
+    pub const fn message_name(self) -> &'static str {
+        match self {
+            ResourceType::Listener => "Listener",
+            ResourceType::RouteConfiguration => "RouteConfiguration",
+            ResourceType::Cluster => "Cluster",
+            ResourceType::ClusterLoadAssignment => "ClusterLoadAssignment",
+        }
+    }
+
     /// A short name for logs: `LDS`, `RDS`, `CDS`, `EDS`.
     pub const fn short_name(self) -> &'static str {
         match self {

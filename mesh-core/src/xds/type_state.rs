@@ -70,8 +70,8 @@ impl TypeState {
                 Ok((name, value, raw)) => {
                     if !seen.insert(name.clone()) {
                         let msg = format!(
-                            "{} resource \"{name}\": duplicate name in one response",
-                            self.kind
+                            "{} \"{name}\": duplicate name in one response",
+                            self.kind.message_name()
                         );
                         errors.push(msg.clone());
                         invalid.insert(name, msg);
@@ -164,7 +164,8 @@ impl TypeState {
             };
             entry.update.error = Some(ResourceError {
                 reason: format!(
-                    "{kind} resource \"{name}\" {}",
+                    "{} \"{name}\" {}",
+                    kind.message_name(),
                     if transient {
                         "was not received from the xDS server in time"
                     } else {
@@ -191,7 +192,14 @@ fn apply_deletion(
     if entry.status == ResourceStatus::DoesNotExist {
         return;
     }
-    let msg = format!("{kind} resource \"{name}\" was deleted by the xDS server");
+    let what = kind.message_name();
+    let msg = if entry.is_cached() {
+        format!("{what} \"{name}\" was deleted by the xDS server")
+    } else {
+        format!(
+            "{what} \"{name}\" does not exist (the xDS server's complete {kind} response does not carry it)"
+        )
+    };
     if entry.is_cached() {
         if policy.ignore_resource_deletion || !policy.fail_on_data_errors {
             // A88: keep using the cached resource; say so.

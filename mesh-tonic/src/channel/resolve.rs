@@ -84,6 +84,11 @@ impl Settings {
         if discovery.seed.is_none() {
             discovery.seed = self.seed;
         }
+        // Clusters with TLS contexts use the bootstrap's certificate
+        // providers, shared by every channel and server of the process.
+        discovery
+            .tls_registry
+            .get_or_insert_with(|| mesh_tower::discovery::shared_tls_registry(bootstrap));
         let discovery = Discovery::from_watch(watch, discovery).await;
         let mut builder = ClientStack::builder();
         if per_request_host {

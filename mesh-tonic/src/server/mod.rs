@@ -12,8 +12,9 @@
 //! - Each connection gets the filter chain that matches it
 //!   (`FilterChainMatch`, A36); without one it is closed. A chain with a
 //!   `DownstreamTlsContext` terminates TLS (A29) with the certificates of
-//!   the bootstrap's `certificate_providers` (or
-//!   [`XdsServerBuilder::tls_registry`]); the handshake is bounded by
+//!   the bootstrap's `certificate_providers` (the process-wide
+//!   [`shared_tls_registry`],
+//!   or [`XdsServerBuilder::tls_registry`]); the handshake is bounded by
 //!   [`XdsServerBuilder::tls_handshake_timeout`], 10 s by default. The
 //!   client's verified certificate reaches every request of the connection
 //!   as a [`PeerIdentity`](mesh_tower::tls::PeerIdentity) extension. A
@@ -70,6 +71,7 @@ use hyper::body::Incoming;
 use mesh_core::bootstrap::Bootstrap;
 use mesh_core::watch::watch_server;
 use mesh_core::xds::{SERVER_CLIENT_KEY, XdsClient};
+use mesh_tower::discovery::shared_tls_registry;
 use mesh_tower::tls::ProviderRegistry;
 use tower::Service;
 
@@ -194,7 +196,7 @@ impl XdsServer {
             })?;
         let tls_registry = self
             .tls_registry
-            .unwrap_or_else(|| Arc::new(ProviderRegistry::from_bootstrap(&bootstrap)));
+            .unwrap_or_else(|| shared_tls_registry(&bootstrap));
         let client = XdsClient::shared(&bootstrap, SERVER_CLIENT_KEY);
         let watch = watch_server(&client, &listener_name);
         AcceptLoop {
@@ -246,10 +248,9 @@ impl XdsServerBuilder {
         self
     }
 
-    /// The certificate providers TLS filter chains use, instead of a
-    /// registry over the bootstrap's `certificate_providers` (share one
-    /// registry with the process's channels so each provider runs once, or
-    /// register providers built in code).
+    /// The certificate providers TLS filter chains use, instead of the
+    /// process-wide registry over the bootstrap's `certificate_providers`
+    /// (for providers registered in code, say).
     pub fn tls_registry(mut self, registry: Arc<ProviderRegistry>) -> Self {
         self.server.tls_registry = Some(registry);
         self

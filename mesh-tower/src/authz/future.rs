@@ -1,4 +1,4 @@
-//! The response future of [`Rbac`](super::Rbac).
+//! The response future of [`RbacService`](super::RbacService).
 
 use std::future::Future;
 use std::pin::Pin;

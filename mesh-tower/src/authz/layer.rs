@@ -8,7 +8,7 @@ use mesh_core::resource::route::{Route, VirtualHost};
 use tower::Layer;
 
 use super::eval::effective_filters;
-use super::service::Rbac;
+use super::service::RbacService;
 
 /// Enforces RBAC filters in front of a service (see [`super`]). Cheap to
 /// clone: the filters are shared.
@@ -42,9 +42,9 @@ impl RbacLayer {
 }
 
 impl<S> Layer<S> for RbacLayer {
-    type Service = Rbac<S>;
+    type Service = RbacService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Rbac::new(inner, Arc::clone(&self.filters))
+        RbacService::new(inner, Arc::clone(&self.filters))
     }
 }

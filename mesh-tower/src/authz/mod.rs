@@ -37,7 +37,7 @@ mod service;
 
 pub use self::eval::{ConnectionFacts, Denial, Inbound, RbacFilter, effective_filters, evaluate};
 pub use self::layer::RbacLayer;
-pub use self::service::Rbac;
+pub use self::service::RbacService;
 
 #[cfg(doc)]
 use crate::tls::PeerIdentity;

@@ -1,4 +1,4 @@
-//! [`Rbac`]: the service that checks each request before the inner one.
+//! [`RbacService`]: the service that checks each request before the inner one.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -19,14 +19,14 @@ use crate::tls::PeerIdentity;
 /// Checks every request against its RBAC filters; a denied request never
 /// reaches the inner service. Built by [`super::RbacLayer`].
 #[derive(Debug, Clone)]
-pub struct Rbac<S> {
+pub struct RbacService<S> {
     inner: S,
     filters: Arc<[(String, RbacConfig)]>,
 }
 
-impl<S> Rbac<S> {
+impl<S> RbacService<S> {
     pub(super) fn new(inner: S, filters: Arc<[(String, RbacConfig)]>) -> Self {
-        Rbac { inner, filters }
+        RbacService { inner, filters }
     }
 
     /// The inner service.
@@ -35,7 +35,7 @@ impl<S> Rbac<S> {
     }
 }
 
-impl<S, ReqB, ResB> Service<Request<ReqB>> for Rbac<S>
+impl<S, ReqB, ResB> Service<Request<ReqB>> for RbacService<S>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>>,
 {

@@ -1,5 +1,5 @@
 //! Discovery: turns a target's config snapshots (a
-//! [`TargetWatch`](mesh_core::watch::TargetWatch), or one static
+//! [`TargetWatch`], or one static
 //! [`ClientConfig`] for users without xDS) into run-time state: one
 //! [`ClusterRuntime`] per cluster (breaker, balancer, endpoints), published
 //! as an arc-swapped [`Runtime`] that the route layer reads per request.
@@ -31,6 +31,8 @@
 
 mod build;
 mod tls;
+
+pub use self::tls::shared_tls_registry;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -64,11 +66,12 @@ pub struct DiscoveryOptions {
     /// Seed of the balancers' randomness (tests); `None` for entropy.
     pub seed: Option<u64>,
     /// The certificate providers TLS clusters get their certificates and
-    /// CAs from: normally `ProviderRegistry::from_bootstrap` of the
-    /// bootstrap the xDS client uses, shared by every channel of the
-    /// process (providers are started once per registry). `None`: clusters
-    /// with an `UpstreamTlsContext` fail their RPCs with UNAVAILABLE
-    /// (plaintext clusters are unaffected).
+    /// CAs from: normally [`shared_tls_registry`] of the bootstrap the xDS
+    /// client uses, so every channel of the process (and the xDS-enabled
+    /// server) shares one provider per instance. `None`: clusters with an
+    /// `UpstreamTlsContext` fail their RPCs with UNAVAILABLE (plaintext
+    /// clusters are unaffected). With mesh-tonic's channel, pass it in
+    /// `ChannelBuilder::discovery_options`.
     pub tls_registry: Option<Arc<ProviderRegistry>>,
 }
 

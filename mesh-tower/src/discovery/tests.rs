@@ -236,3 +236,27 @@ async fn the_tls_connector_is_rebuilt_only_when_the_context_changes() {
     let h3 = handles(&d.load_full(), "a");
     assert!(!Arc::ptr_eq(&h2[0], &h3[0]));
 }
+
+#[tokio::test]
+async fn the_shared_registry_is_one_per_provider_config() {
+    use mesh_core::bootstrap::{Bootstrap, FileWatcher};
+    let bootstrap = |ca: &str| {
+        Bootstrap::builder()
+            .xds_server("127.0.0.1:1")
+            .node_id("n")
+            .certificate_provider(
+                "default",
+                FileWatcher {
+                    ca_certificate_file: Some(ca.into()),
+                    ..Default::default()
+                },
+            )
+            .build()
+            .unwrap()
+    };
+    let a = shared_tls_registry(&bootstrap("/a.pem"));
+    let b = shared_tls_registry(&bootstrap("/a.pem"));
+    let c = shared_tls_registry(&bootstrap("/c.pem"));
+    assert!(Arc::ptr_eq(&a, &b));
+    assert!(!Arc::ptr_eq(&a, &c));
+}

@@ -1,16 +1,19 @@
 //! The TLS connector of one cluster, from its `UpstreamTlsContext` and the
 //! options' certificate provider registry. Built when a cluster first
 //! appears with a context and again only when the context changes; the
-//! providers it names stay started while the connector lives.
+//! providers it names stay started while the connector lives. Also the
+//! process-wide registry per bootstrap ([`shared_tls_registry`]).
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, Weak};
 
+use mesh_core::bootstrap::{Bootstrap, CertificateProviderConfig};
 use mesh_core::resource::Cluster;
 use mesh_core::resource::tls::UpstreamTlsContext;
 
 use super::DiscoveryOptions;
 use crate::endpoint::Connector;
-use crate::tls::TlsConnector;
+use crate::tls::{ProviderRegistry, TlsConnector};
 
 /// A cluster's TLS connector and the context it was built from.
 #[derive(Clone)]
@@ -45,4 +48,28 @@ pub(super) fn cluster_tls(
         context: context.clone(),
         connector: Arc::new(connector),
     }))
+}
+
+/// The process-wide certificate provider registry over `bootstrap`'s
+/// `certificate_providers`: every caller with the same provider configs
+/// (the channels and the xDS-enabled server of one process, normally) gets
+/// the same registry, so each provider instance runs once. The registry
+/// lives while any caller holds it; the next call after that starts a new
+/// one.
+pub fn shared_tls_registry(bootstrap: &Bootstrap) -> Arc<ProviderRegistry> {
+    type Configs = BTreeMap<String, CertificateProviderConfig>;
+    static SHARED: Mutex<Vec<(Configs, Weak<ProviderRegistry>)>> = Mutex::new(Vec::new());
+    let configs = &bootstrap.certificate_providers;
+    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    shared.retain(|(_, w)| w.strong_count() > 0);
+    if let Some(r) = shared
+        .iter()
+        .find(|(c, _)| c == configs)
+        .and_then(|(_, w)| w.upgrade())
+    {
+        return r;
+    }
+    let registry = Arc::new(ProviderRegistry::from_bootstrap(bootstrap));
+    shared.push((configs.clone(), Arc::downgrade(&registry)));
+    registry
 }

@@ -1,8 +1,8 @@
 //! mesh-tower's integration tests: one binary, one module per area, over
 //! real loopback gRPC backends.
 
-mod balance;
 mod authz;
+mod balance;
 mod breaker;
 mod endpoint;
 mod outlier;

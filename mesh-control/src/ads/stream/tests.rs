@@ -90,7 +90,10 @@ fn missing_lds_cds_names_get_a_complete_response_rds_eds_none() {
     let r = one(s.on_request(req(LDS, &["a", "nope"], &r.nonce), &s1));
     assert_eq!(names(&r), ["a@1"]);
     // An ACK with the same names gets nothing more.
-    assert!(s.on_request(req(LDS, &["a", "nope"], &r.nonce), &s1).is_empty());
+    assert!(
+        s.on_request(req(LDS, &["a", "nope"], &r.nonce), &s1)
+            .is_empty()
+    );
     assert!(s.on_request(req(RDS, &["nope"], ""), &s1).is_empty());
 }
 

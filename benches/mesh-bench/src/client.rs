@@ -1,0 +1,268 @@
+//! The `client` subcommand: one load cell. A closed loop keeps
+//! `concurrency` unary calls in flight through one contender's channel,
+//! warms up, then measures for a fixed duration: requests/s, latency
+//! percentiles (HDR histogram), CPU seconds per 10k requests and peak RSS
+//! of this process alone. Prints one [`CellResult`] JSON line.
+//!
+//! Does not start backends or the control plane: it is told where they are.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use mesh_core::bootstrap::Bootstrap;
+use mesh_core::testing::proto::grpc_testing::test_service_client::TestServiceClient;
+use mesh_core::testing::proto::grpc_testing::{Payload, SimpleRequest};
+use serde::{Deserialize, Serialize};
+use tonic::Status;
+use tonic::transport::{Channel as TonicChannel, Endpoint};
+
+use crate::contender::Contender;
+use crate::control::{HOST_ONE, HOST_THREE, target};
+use crate::{BoxError, PAYLOAD_SIZE, procstat};
+
+/// Highest latency the histogram records (longer ones are clamped).
+const MAX_LATENCY_NS: u64 = 60_000_000_000;
+
+/// One cell's parameters.
+#[derive(Debug, Clone)]
+pub struct CellSpec {
+    /// The client stack.
+    pub contender: Contender,
+    /// Calls kept in flight.
+    pub concurrency: usize,
+    /// Calls before measuring starts.
+    pub warmup: Duration,
+    /// How long to measure.
+    pub duration: Duration,
+    /// The backends (the first is the one-backend target).
+    pub backends: Vec<SocketAddr>,
+    /// The client bootstrap, for the mesh contenders.
+    pub bootstrap: Option<PathBuf>,
+    /// Client runtime worker threads.
+    pub workers: usize,
+}
+
+/// One cell's measurements.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CellResult {
+    /// The contender's name.
+    pub contender: String,
+    /// Calls kept in flight.
+    pub concurrency: usize,
+    /// Successful calls started in the measured window.
+    pub requests: u64,
+    /// Failed calls started in the measured window.
+    pub errors: u64,
+    /// Measured window, seconds.
+    pub seconds: f64,
+    /// Successful calls per second.
+    pub rps: f64,
+    /// Median latency, µs.
+    pub p50_us: f64,
+    /// 90th percentile latency, µs.
+    pub p90_us: f64,
+    /// 99th percentile latency, µs.
+    pub p99_us: f64,
+    /// 99.9th percentile latency, µs.
+    pub p999_us: f64,
+    /// Client CPU (user + system) seconds per 10,000 successful calls.
+    pub cpu_s_per_10k: f64,
+    /// Client peak RSS, KiB.
+    pub peak_rss_kib: u64,
+}
+
+/// A client that can make the echo call; implemented for the generated
+/// client over each channel type, so the load loop is monomorphic per
+/// contender (no boxing that would tax every stack alike).
+pub trait Echo: Clone + Send + 'static {
+    /// One UnaryCall; the response body is dropped.
+    fn echo(&mut self, req: SimpleRequest) -> impl Future<Output = Result<(), Status>> + Send;
+}
+
+impl Echo for TestServiceClient<TonicChannel> {
+    async fn echo(&mut self, req: SimpleRequest) -> Result<(), Status> {
+        self.unary_call(req).await.map(drop)
+    }
+}
+
+impl Echo for TestServiceClient<mesh_tonic::Channel> {
+    async fn echo(&mut self, req: SimpleRequest) -> Result<(), Status> {
+        self.unary_call(req).await.map(drop)
+    }
+}
+
+/// The request every call sends: a 1 KiB payload, asking for 1 KiB back.
+pub fn echo_request() -> SimpleRequest {
+    SimpleRequest {
+        response_size: PAYLOAD_SIZE as i32,
+        payload: Some(Payload {
+            body: vec![0x5a; PAYLOAD_SIZE],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Runs one cell on a fresh runtime and returns its measurements.
+pub fn run(spec: &CellSpec) -> Result<CellResult, BoxError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(spec.workers)
+        .enable_all()
+        .build()?;
+    rt.block_on(run_cell(spec))
+}
+
+async fn run_cell(spec: &CellSpec) -> Result<CellResult, BoxError> {
+    let endpoint = |addr: &SocketAddr| Endpoint::from_shared(format!("http://{addr}"));
+    let first = spec.backends.first().ok_or("no backends given")?;
+    let measured = match spec.contender {
+        Contender::Tonic => {
+            let ch = endpoint(first)?.connect().await?;
+            drive(TestServiceClient::new(ch), spec).await?
+        }
+        Contender::BalanceList => {
+            let eps = spec
+                .backends
+                .iter()
+                .map(endpoint)
+                .collect::<Result<Vec<_>, _>>()?;
+            let ch = TonicChannel::balance_list(eps.into_iter());
+            drive(TestServiceClient::new(ch), spec).await?
+        }
+        Contender::Mesh1 | Contender::Mesh3 => {
+            let host = if spec.contender == Contender::Mesh1 {
+                HOST_ONE
+            } else {
+                HOST_THREE
+            };
+            let path = spec
+                .bootstrap
+                .as_ref()
+                .ok_or("the mesh contenders need --bootstrap")?;
+            let ch = mesh_tonic::Channel::builder(target(host))
+                .bootstrap(Bootstrap::from_file(path)?)
+                .config_timeout(Duration::from_secs(10))
+                .connect()
+                .await?;
+            drive(TestServiceClient::new(ch), spec).await?
+        }
+    };
+    Ok(measured.into_result(spec))
+}
+
+/// What the load loop measured, before it becomes a [`CellResult`].
+struct Measured {
+    hist: Histogram<u64>,
+    errors: u64,
+    seconds: f64,
+    cpu_seconds: f64,
+    peak_rss_kib: u64,
+}
+
+impl Measured {
+    fn into_result(self, spec: &CellSpec) -> CellResult {
+        let us = |q: f64| self.hist.value_at_quantile(q) as f64 / 1000.0;
+        let requests = self.hist.len();
+        CellResult {
+            contender: spec.contender.name().to_owned(),
+            concurrency: spec.concurrency,
+            requests,
+            errors: self.errors,
+            seconds: self.seconds,
+            rps: requests as f64 / self.seconds,
+            p50_us: us(0.50),
+            p90_us: us(0.90),
+            p99_us: us(0.99),
+            p999_us: us(0.999),
+            cpu_s_per_10k: if requests == 0 {
+                f64::NAN
+            } else {
+                self.cpu_seconds * 10_000.0 / requests as f64
+            },
+            peak_rss_kib: self.peak_rss_kib,
+        }
+    }
+}
+
+/// The closed loop: `concurrency` tasks, each calling back to back. Calls
+/// started before the warm-up ends are not recorded; calls started after
+/// the window closes are not made.
+async fn drive<E: Echo>(client: E, spec: &CellSpec) -> Result<Measured, BoxError> {
+    let start = tokio::time::Instant::now();
+    let measure_from = start + spec.warmup;
+    let end = measure_from + spec.duration;
+    let req = echo_request();
+    let mut tasks = Vec::with_capacity(spec.concurrency);
+    for _ in 0..spec.concurrency {
+        let mut client = client.clone();
+        let req = req.clone();
+        let (measure_from, end) = (measure_from.into_std(), end.into_std());
+        tasks.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_NS, 3)
+                .expect("static histogram bounds are valid");
+            let mut errors = 0u64;
+            loop {
+                let t0 = Instant::now();
+                if t0 >= end {
+                    break;
+                }
+                let result = client.echo(req.clone()).await;
+                if t0 >= measure_from {
+                    match result {
+                        Ok(()) => hist.saturating_record(t0.elapsed().as_nanos() as u64),
+                        Err(_) => errors += 1,
+                    }
+                }
+            }
+            (hist, errors)
+        }));
+    }
+    tokio::time::sleep_until(measure_from).await;
+    let cpu0 = procstat::cpu_seconds()?;
+    let t0 = Instant::now();
+    tokio::time::sleep_until(end).await;
+    let cpu1 = procstat::cpu_seconds()?;
+    let seconds = t0.elapsed().as_secs_f64();
+    let mut hist = Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_NS, 3)?;
+    let mut errors = 0;
+    for t in tasks {
+        let (h, e) = t.await?;
+        hist.add(h)?;
+        errors += e;
+    }
+    Ok(Measured {
+        hist,
+        errors,
+        seconds,
+        cpu_seconds: cpu1 - cpu0,
+        peak_rss_kib: procstat::peak_rss_kib()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mesh_core::testing::test_service::TestServiceBackend;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_short_cell_against_a_real_backend_counts_calls() {
+        let backend = TestServiceBackend::new("b0").serve().await.unwrap();
+        let spec = CellSpec {
+            contender: Contender::Tonic,
+            concurrency: 2,
+            warmup: Duration::from_millis(50),
+            duration: Duration::from_millis(200),
+            backends: vec![backend.local_addr()],
+            bootstrap: None,
+            workers: 1,
+        };
+        let r = run_cell(&spec).await.unwrap();
+        assert!(r.requests > 0, "{r:?}");
+        assert_eq!(r.errors, 0);
+        assert!(r.p50_us > 0.0 && r.p50_us <= r.p99_us && r.p99_us <= r.p999_us);
+        assert!(backend.served() >= r.requests);
+    }
+}
