@@ -32,6 +32,23 @@ fn invalid_listener(name: &str) -> lds::Listener {
     l
 }
 
+/// A server holding listener "a", a client with `features`, and a watch
+/// on "a" that has received it.
+async fn watching_a(
+    features: &[&str],
+) -> (
+    TestAdsServer,
+    mesh_core::xds::XdsClient,
+    mesh_core::xds::ResourceWatch,
+) {
+    let server = TestAdsServer::start().await;
+    server.set_resources(LDS, vec![any(&client_listener("a", "route-a"))]);
+    let client = client(&server, features);
+    let mut w = client.watch(ResourceType::Listener, "a");
+    wait_until(&mut w, |u| u.data.is_some()).await;
+    (server, client, w)
+}
+
 async fn lds_requests(server: &TestAdsServer, n: usize) -> Vec<DiscoveryRequest> {
     server
         .wait_for_request(Duration::from_secs(5), |_| {
@@ -49,11 +66,7 @@ async fn lds_requests(server: &TestAdsServer, n: usize) -> Vec<DiscoveryRequest>
 
 #[tokio::test]
 async fn ack_sequence_carries_node_version_and_nonce() {
-    let server = TestAdsServer::start().await;
-    server.set_resources(LDS, vec![any(&client_listener("a", "route-a"))]);
-    let client = client(&server, &[]);
-    let mut w = client.watch(ResourceType::Listener, "a");
-    wait_until(&mut w, |u| u.data.is_some()).await;
+    let (server, client, _w) = watching_a(&[]).await;
 
     let reqs = lds_requests(&server, 2).await;
     let first = &reqs[0];
@@ -86,11 +99,7 @@ async fn ack_sequence_carries_node_version_and_nonce() {
 
 #[tokio::test]
 async fn nack_keeps_the_last_good_resource_and_names_the_field() {
-    let server = TestAdsServer::start().await;
-    server.set_resources(LDS, vec![any(&client_listener("a", "route-a"))]);
-    let client = client(&server, &[]);
-    let mut w = client.watch(ResourceType::Listener, "a");
-    wait_until(&mut w, |u| u.data.is_some()).await;
+    let (server, client, mut w) = watching_a(&[]).await;
     lds_requests(&server, 2).await;
 
     server.set_resources(LDS, vec![any(&invalid_listener("a"))]);
@@ -196,17 +205,7 @@ async fn duplicate_names_are_nacked() {
 
 #[tokio::test]
 async fn deletion_keeps_the_cached_resource_by_default() {
-    let server = TestAdsServer::start().await;
-    server.set_resources(
-        LDS,
-        vec![
-            any(&client_listener("a", "r")),
-            any(&client_listener("b", "r")),
-        ],
-    );
-    let client = client(&server, &[]);
-    let mut w = client.watch(ResourceType::Listener, "a");
-    wait_until(&mut w, |u| u.data.is_some()).await;
+    let (server, _client, mut w) = watching_a(&[]).await;
     // LDS is complete state: a response without "a" deletes it.
     server.set_resources(LDS, vec![any(&client_listener("b", "r"))]);
     let u = wait_until(&mut w, |u| u.ambient_error.is_some()).await;
@@ -219,11 +218,7 @@ async fn deletion_keeps_the_cached_resource_by_default() {
 
 #[tokio::test]
 async fn deletion_drops_the_resource_with_fail_on_data_errors() {
-    let server = TestAdsServer::start().await;
-    server.set_resources(LDS, vec![any(&client_listener("a", "r"))]);
-    let client = client(&server, &["fail_on_data_errors"]);
-    let mut w = client.watch(ResourceType::Listener, "a");
-    wait_until(&mut w, |u| u.data.is_some()).await;
+    let (server, client, mut w) = watching_a(&["fail_on_data_errors"]).await;
     server.set_resources(LDS, vec![]);
     let u = wait_until(&mut w, |u| u.error.is_some()).await;
     assert!(u.data.is_none());
@@ -236,14 +231,8 @@ async fn deletion_drops_the_resource_with_fail_on_data_errors() {
 
 #[tokio::test]
 async fn ignore_resource_deletion_wins_over_fail_on_data_errors() {
-    let server = TestAdsServer::start().await;
-    server.set_resources(LDS, vec![any(&client_listener("a", "r"))]);
-    let client = client(
-        &server,
-        &["fail_on_data_errors", "ignore_resource_deletion"],
-    );
-    let mut w = client.watch(ResourceType::Listener, "a");
-    wait_until(&mut w, |u| u.data.is_some()).await;
+    let (server, _client, mut w) =
+        watching_a(&["fail_on_data_errors", "ignore_resource_deletion"]).await;
     server.set_resources(LDS, vec![]);
     let u = wait_until(&mut w, |u| u.ambient_error.is_some()).await;
     assert!(u.data.is_some());
@@ -251,11 +240,7 @@ async fn ignore_resource_deletion_wins_over_fail_on_data_errors() {
 
 #[tokio::test]
 async fn invalid_update_drops_the_resource_with_fail_on_data_errors() {
-    let server = TestAdsServer::start().await;
-    server.set_resources(LDS, vec![any(&client_listener("a", "r"))]);
-    let client = client(&server, &["fail_on_data_errors"]);
-    let mut w = client.watch(ResourceType::Listener, "a");
-    wait_until(&mut w, |u| u.data.is_some()).await;
+    let (server, _client, mut w) = watching_a(&["fail_on_data_errors"]).await;
     server.set_resources(LDS, vec![any(&invalid_listener("a"))]);
     let u = wait_until(&mut w, |u| u.error.is_some()).await;
     assert!(u.data.is_none());
