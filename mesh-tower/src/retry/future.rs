@@ -19,7 +19,7 @@ use super::{
 };
 use crate::BoxError;
 use crate::breaker::{Breaker, Guard};
-use crate::context::RoutePolicy;
+use crate::context::{RouteDecision, RoutePolicy};
 use crate::timeout::{Deadline, GRPC_TIMEOUT, encode_grpc_timeout};
 
 /// Where an RPC's retry policy lives (no copy of it per RPC).
@@ -39,39 +39,58 @@ impl PolicyRef {
     }
 }
 
-/// The request minus its body, to rebuild each attempt.
+/// The request minus its body. The first attempt takes the caller's own
+/// head; retries rebuild one from a copy of the line and headers, with the
+/// extensions the layers below read (the [`RouteDecision`] and the
+/// [`Deadline`]): copying the whole extension map would cost allocations on
+/// every RPC for the rare retry.
 #[derive(Debug)]
 pub(super) struct RequestHead {
+    first: Option<http::request::Parts>,
     method: http::Method,
     uri: http::Uri,
     version: http::Version,
     headers: http::HeaderMap,
-    extensions: http::Extensions,
+    decision: Option<RouteDecision>,
+    deadline: Option<Deadline>,
 }
 
 impl RequestHead {
     pub(super) fn new(parts: http::request::Parts) -> Self {
         RequestHead {
-            method: parts.method,
-            uri: parts.uri,
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
             version: parts.version,
-            headers: parts.headers,
-            extensions: parts.extensions,
+            headers: parts.headers.clone(),
+            decision: parts.extensions.get::<RouteDecision>().cloned(),
+            deadline: parts.extensions.get::<Deadline>().copied(),
+            first: Some(parts),
         }
     }
 
     fn request(
-        &self,
+        &mut self,
         body: tonic::body::Body,
         previous: u32,
         timeout: Option<Duration>,
     ) -> http::Request<tonic::body::Body> {
-        let mut req = http::Request::new(body);
-        *req.method_mut() = self.method.clone();
-        *req.uri_mut() = self.uri.clone();
-        *req.version_mut() = self.version;
-        *req.headers_mut() = self.headers.clone();
-        *req.extensions_mut() = self.extensions.clone();
+        let mut req = match self.first.take() {
+            Some(parts) => http::Request::from_parts(parts, body),
+            None => {
+                let mut req = http::Request::new(body);
+                *req.method_mut() = self.method.clone();
+                *req.uri_mut() = self.uri.clone();
+                *req.version_mut() = self.version;
+                *req.headers_mut() = self.headers.clone();
+                if let Some(d) = &self.decision {
+                    req.extensions_mut().insert(d.clone());
+                }
+                if let Some(d) = self.deadline {
+                    req.extensions_mut().insert(d);
+                }
+                req
+            }
+        };
         if previous > 0 {
             req.headers_mut()
                 .insert(PREVIOUS_RPC_ATTEMPTS, http::HeaderValue::from(previous));
@@ -150,7 +169,10 @@ pin_project! {
         state: State<F>,
         service: S,
         head: RequestHead,
-        replay: Replay,
+        // The caller's body until it is read, just before the first attempt.
+        body: Option<tonic::body::Body>,
+        replay: Option<Replay>,
+        max_buffered_bytes: usize,
         attempts: Attempts,
     }
 }
@@ -174,22 +196,22 @@ pin_project! {
 }
 
 impl<S, F> ResponseFuture<S, F> {
-    pub(super) fn start<B>(
-        mut service: S,
+    /// An RPC whose first attempt goes to `service` (already ready) once
+    /// the future is polled and the request body has been read.
+    pub(super) fn start(
+        service: S,
         head: RequestHead,
-        replay: Replay,
-        mut attempts: Attempts,
-    ) -> Self
-    where
-        S: Service<http::Request<tonic::body::Body>, Response = http::Response<B>, Future = F>,
-    {
-        let fut = call_attempt(&mut service, &head, &replay, &mut attempts);
-        let per_try = attempts.per_try().map(tokio::time::sleep);
+        body: tonic::body::Body,
+        max_buffered_bytes: usize,
+        attempts: Attempts,
+    ) -> Self {
         ResponseFuture {
-            state: State::Calling { fut, per_try },
+            state: State::Ready,
             service,
             head,
-            replay,
+            body: Some(body),
+            replay: None,
+            max_buffered_bytes,
             attempts,
         }
     }
@@ -197,7 +219,7 @@ impl<S, F> ResponseFuture<S, F> {
 
 fn call_attempt<S, B>(
     service: &mut S,
-    head: &RequestHead,
+    head: &mut RequestHead,
     replay: &Replay,
     attempts: &mut Attempts,
 ) -> S::Future
@@ -253,7 +275,9 @@ where
                     };
                     match v {
                         Verdict::Return => return Poll::Ready(out),
-                        _ if !this.replay.can_replay() => return Poll::Ready(out),
+                        _ if !this.replay.as_ref().is_some_and(Replay::can_replay) => {
+                            return Poll::Ready(out);
+                        }
                         Verdict::Transparent => {
                             attempts.transparent_left = false;
                             // Not counted: the server never saw it.
@@ -284,10 +308,21 @@ where
                     continue;
                 }
                 StateProj::Ready => {
-                    if let Err(e) = ready!(this.service.poll_ready(cx)) {
-                        return Poll::Ready(Err(e.into()));
+                    match this.body.take() {
+                        // The first attempt's service came ready from the
+                        // caller.
+                        Some(body) => match Replay::read(body, *this.max_buffered_bytes, cx) {
+                            Ok(replay) => *this.replay = Some(replay),
+                            Err(status) => return Poll::Ready(Err(status.into())),
+                        },
+                        None => {
+                            if let Err(e) = ready!(this.service.poll_ready(cx)) {
+                                return Poll::Ready(Err(e.into()));
+                            }
+                        }
                     }
-                    let fut = call_attempt(this.service, this.head, this.replay, this.attempts);
+                    let replay = this.replay.as_ref().expect("read before the first attempt");
+                    let fut = call_attempt(this.service, this.head, replay, this.attempts);
                     let per_try = this.attempts.per_try().map(tokio::time::sleep);
                     this.state.set(State::Calling { fut, per_try });
                     continue;

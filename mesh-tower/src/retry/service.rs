@@ -12,7 +12,6 @@ use tower::Service;
 use super::ResponseFuture;
 use super::future::{Attempts, PolicyRef, RequestHead};
 use super::layer::Settings;
-use super::replay::Replay;
 use crate::BoxError;
 use crate::context::RouteDecision;
 use crate::timeout::Deadline;
@@ -69,7 +68,6 @@ where
             .or_else(|| decision.map(|d| d.cluster.breaker.clone()));
         let deadline = req.extensions().get::<Deadline>().copied();
         let (parts, body) = req.into_parts();
-        let replay = Replay::new(body, self.settings.max_buffered_bytes);
         let head = RequestHead::new(parts);
         let attempts = Attempts::new(
             policy,
@@ -82,6 +80,12 @@ where
         // the next call (tower's contract: poll_ready again before it).
         let clone = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::start(ready, head, replay, attempts)
+        ResponseFuture::start(
+            ready,
+            head,
+            body,
+            self.settings.max_buffered_bytes,
+            attempts,
+        )
     }
 }

@@ -40,6 +40,8 @@ enum Reply {
 struct Attempt {
     at: Instant,
     headers: http::HeaderMap,
+    /// The RPC deadline reached this attempt's extensions.
+    has_deadline: bool,
     body: Bytes,
 }
 
@@ -92,6 +94,7 @@ impl Mock {
                 let body = body.collect().await.map_err(|e| Box::new(e) as BoxError)?;
                 mock.seen.lock().unwrap().push(Attempt {
                     at,
+                    has_deadline: parts.extensions.get::<crate::timeout::Deadline>().is_some(),
                     headers: parts.headers,
                     body: body.to_bytes(),
                 });
@@ -567,4 +570,8 @@ async fn remaining_deadline_resent_with_each_attempt() {
     let gap = seen[1].at - seen[0].at;
     let second = crate::timeout::parse_grpc_timeout(seen[1].headers["grpc-timeout"].as_bytes());
     assert_eq!(second, Some(Duration::from_secs(10) - gap));
+    assert!(
+        seen.iter().all(|a| a.has_deadline),
+        "every attempt carries the deadline to the layers below"
+    );
 }

@@ -1,11 +1,14 @@
-//! Request bodies buffered as they stream, so a retry can send them again.
+//! Request bodies still streaming when the RPC starts (client streaming),
+//! buffered as they stream so a retry can send them again.
 //!
-//! Every attempt gets a [`ReplayBody`] over one shared state: it first
+//! Every attempt gets a [`StreamBody`] over one shared state: it first
 //! replays what earlier attempts sent, then pulls the rest from the
 //! caller's body, keeping a copy (`Bytes` clones, no data copies) up to the
 //! byte cap. Past the cap the buffer is dropped and the RPC can no longer be
 //! retried, but the stream goes on. Only the newest attempt's body may
-//! read; an older one fails, so a stale stream cannot steal data.
+//! read; an older one fails, so a stale stream cannot steal data. The state
+//! sits behind a mutex that only the newest attempt's body takes (never
+//! contended); unary RPCs never come here (see [`super`]).
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -33,31 +36,40 @@ struct Shared {
 
 /// Hands out one body per attempt over the same buffered request body.
 #[derive(Debug, Clone)]
-pub(super) struct Replay {
+pub(in crate::retry) struct StreamReplay {
     shared: Arc<Mutex<Shared>>,
 }
 
-impl Replay {
-    pub(super) fn new(source: tonic::body::Body, cap: usize) -> Self {
-        Replay {
+impl StreamReplay {
+    /// A replay whose first attempt sends `prefix` (frames already read,
+    /// `buffered` bytes; `lost` if they went over the cap) and then the
+    /// rest of `source`.
+    pub(super) fn new(
+        source: tonic::body::Body,
+        prefix: Vec<Bytes>,
+        buffered: usize,
+        cap: usize,
+        lost: bool,
+    ) -> Self {
+        StreamReplay {
             shared: Arc::new(Mutex::new(Shared {
                 source: Some(source),
-                chunks: Vec::new(),
-                buffered: 0,
+                chunks: prefix,
+                buffered,
                 cap,
                 trailers: None,
                 ended: false,
-                lost: false,
+                lost,
                 current: 0,
             })),
         }
     }
 
     /// The next attempt's body; earlier attempts' bodies stop reading.
-    pub(super) fn body(&self) -> ReplayBody {
+    pub(super) fn body(&self) -> StreamBody {
         let mut s = lock(&self.shared);
         s.current += 1;
-        ReplayBody {
+        StreamBody {
             shared: self.shared.clone(),
             id: s.current,
             pos: 0,
@@ -76,16 +88,16 @@ fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// One attempt's view of a replayable request body.
+/// One attempt's view of a streaming request body.
 #[derive(Debug)]
-pub struct ReplayBody {
+pub(super) struct StreamBody {
     shared: Arc<Mutex<Shared>>,
     id: u32,
     pos: usize,
     trailers_sent: bool,
 }
 
-impl Body for ReplayBody {
+impl Body for StreamBody {
     type Data = Bytes;
     type Error = Status;
 
