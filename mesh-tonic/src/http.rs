@@ -22,12 +22,16 @@
 //! a short one ([`ClientBuilder::config_timeout`]) when callers may name
 //! hosts the mesh does not know.
 //!
-//! **Protocol.** mesh's endpoint layer speaks HTTP/2 only: requests go to
-//! endpoints as HTTP/2 over cleartext with prior knowledge (h2c). axum
-//! apps accept that when served by hyper-util's auto builder, by
-//! `axum::serve` with axum's `http2` feature, or by [`crate::server`].
-//! HTTP/1.1-only upstreams are not reachable through this client; the
-//! request handed to it may be any version (it is sent as HTTP/2).
+//! **Protocol.** Each cluster's protocol options pick the HTTP version, as
+//! Envoy reads them (`typed_extension_protocol_options
+//! ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]` or the
+//! deprecated `http2_protocol_options`): HTTP/1.1 when the cluster says
+//! nothing (istiod's `http` ports), HTTP/2 (h2c in plaintext) for
+//! `http2_protocol_options` (istiod's `grpc` and `http2` ports), the
+//! request's own version for `use_downstream_protocol_config`. HTTP/1.1
+//! goes over a small pool of connections per endpoint, one request at a
+//! time each (mesh-tower's endpoint docs). Unlike [`Channel`](crate::Channel),
+//! which speaks HTTP/2 whatever the cluster says, as proxyless gRPC does.
 //!
 //! **Failures.** When the mesh fails a request (no route, breaker open,
 //! rate limited, fault abort, deadline, endpoint unreachable) the response
@@ -220,8 +224,10 @@ impl ClientBuilder {
 
     /// The client; fails only when no bootstrap is given and the
     /// environment has none (hosts resolve on first use).
-    pub fn build(self) -> Result<Client, Error> {
+    pub fn build(mut self) -> Result<Client, Error> {
         let bootstrap = self.settings.bootstrap()?;
+        // Plain HTTP follows each cluster's protocol options.
+        self.settings.discovery.connection.http_from_cluster = true;
         Ok(Client {
             shared: Arc::new(Shared {
                 settings: self.settings,

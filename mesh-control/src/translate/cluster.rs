@@ -1,14 +1,20 @@
 //! Clusters `outbound|P||H` and `outbound|P|subset|H`: EDS over ADS, with
 //! the DestinationRule's load balancing, circuit breaking, outlier
-//! detection and ISTIO_MUTUAL TLS.
+//! detection and ISTIO_MUTUAL TLS, and the upstream HTTP version by port
+//! protocol as istiod sends it (HTTP/2 for GRPC and HTTP2 ports, the
+//! downstream's for ports whose protocol is sniffed, nothing, so HTTP/1.1,
+//! for HTTP and the rest). gRPC clients ignore the version; mesh's HTTP
+//! client follows it.
 
 use std::collections::BTreeSet;
 
 use envoy_types::pb::envoy::config::cluster::v3 as cluster;
 use envoy_types::pb::envoy::config::core::v3 as core;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3 as tls;
+use envoy_types::pb::envoy::extensions::upstreams::http::v3 as http_options;
 use envoy_types::pb::google::protobuf::{UInt32Value, UInt64Value};
 use mesh_core::resource::ResourceType;
+use mesh_core::resource::cluster::HTTP_PROTOCOL_OPTIONS;
 
 use crate::config::{
     DestinationRule, HashKey, LoadBalancer, RingKind, ServicePort, SimpleLb, TlsMode, TrafficPolicy,
@@ -58,6 +64,10 @@ fn build(
         ..Default::default()
     };
     load_balancer(&mut c, policy, &source, out);
+    if let Some(options) = protocol_options(port) {
+        c.typed_extension_protocol_options
+            .insert(HTTP_PROTOCOL_OPTIONS.into(), any(&options));
+    }
     if let Some(cp) = &policy.connection_pool {
         c.circuit_breakers = Some(cluster::CircuitBreakers {
             thresholds: vec![cluster::circuit_breakers::Thresholds {
@@ -140,6 +150,45 @@ fn load_balancer(c: &mut cluster::Cluster, policy: &TrafficPolicy, source: &str,
     }
 }
 
+/// The port's protocol as Istio reads it: `protocol`, else the name's
+/// prefix before `-` (`grpc-api`, `http2`); upper case, empty when unknown.
+fn port_protocol(port: &ServicePort) -> String {
+    if !port.protocol.is_empty() {
+        return port.protocol.to_ascii_uppercase();
+    }
+    let prefix = port.name.split('-').next().unwrap_or_default();
+    match prefix.to_ascii_uppercase().as_str() {
+        p @ ("GRPC" | "GRPC-WEB" | "HTTP" | "HTTP2" | "HTTPS" | "TCP" | "TLS" | "MONGO"
+        | "MYSQL" | "REDIS") => p.to_owned(),
+        _ => String::new(),
+    }
+}
+
+/// `typed_extension_protocol_options[HttpProtocolOptions]` for `port`, as
+/// istiod: explicit HTTP/2 for GRPC and HTTP2, use-downstream (HTTP/1.1 and
+/// HTTP/2) for an unknown protocol (sniffed), none otherwise (HTTP/1.1).
+fn protocol_options(port: &ServicePort) -> Option<http_options::HttpProtocolOptions> {
+    use http_options::http_protocol_options::{
+        ExplicitHttpConfig, UpstreamProtocolOptions as P, UseDownstreamHttpConfig,
+        explicit_http_config::ProtocolConfig,
+    };
+    let upstream = match port_protocol(port).as_str() {
+        "GRPC" | "HTTP2" => P::ExplicitHttpConfig(ExplicitHttpConfig {
+            protocol_config: Some(ProtocolConfig::Http2ProtocolOptions(Default::default())),
+        }),
+        "" => P::UseDownstreamProtocolConfig(UseDownstreamHttpConfig {
+            http_protocol_options: Some(Default::default()),
+            http2_protocol_options: Some(Default::default()),
+            ..Default::default()
+        }),
+        _ => return None,
+    };
+    Some(http_options::HttpProtocolOptions {
+        upstream_protocol_options: Some(upstream),
+        ..Default::default()
+    })
+}
+
 /// A provider instance as istiod names them (`default`, `ROOTCA`).
 pub(crate) fn provider(certificate_name: &str) -> tls::CertificateProviderPluginInstance {
     tls::CertificateProviderPluginInstance {
@@ -194,5 +243,43 @@ pub(crate) fn tls_socket(ctx: envoy_types::pb::google::protobuf::Any) -> core::T
     core::TransportSocket {
         name: "envoy.transport_sockets.tls".into(),
         config_type: Some(core::transport_socket::ConfigType::TypedConfig(ctx)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mesh_core::resource::cluster::UpstreamProtocol;
+
+    use super::*;
+
+    fn version(name: &str, protocol: &str) -> UpstreamProtocol {
+        let port = ServicePort {
+            number: 80,
+            name: name.into(),
+            protocol: protocol.into(),
+            target_port: None,
+        };
+        let mut c = cluster::Cluster::default();
+        if let Some(o) = protocol_options(&port) {
+            c.typed_extension_protocol_options
+                .insert(HTTP_PROTOCOL_OPTIONS.into(), any(&o));
+        }
+        c.name = "c".into();
+        c.load_assignment = Some(Default::default());
+        mesh_core::resource::Cluster::try_from(c)
+            .unwrap()
+            .upstream_http
+            .protocol
+    }
+
+    #[test]
+    fn the_upstream_version_follows_the_port_protocol_as_istiod() {
+        assert_eq!(version("grpc", "GRPC"), UpstreamProtocol::Http2);
+        assert_eq!(version("grpc-api", ""), UpstreamProtocol::Http2);
+        assert_eq!(version("x", "HTTP2"), UpstreamProtocol::Http2);
+        assert_eq!(version("http", "HTTP"), UpstreamProtocol::Http1);
+        assert_eq!(version("http-web", ""), UpstreamProtocol::Http1);
+        assert_eq!(version("web", "TCP"), UpstreamProtocol::Http1);
+        assert_eq!(version("web", ""), UpstreamProtocol::UseDownstream);
     }
 }

@@ -2,6 +2,7 @@
 
 mod channel;
 mod examples;
+mod http1;
 mod interop;
 mod interop_server;
 mod security;

@@ -113,7 +113,9 @@ impl Builder {
             }
             let balancer = Arc::clone(&prev.runtime.balancer);
             // New TLS settings mean new connections: rebuild the handles.
-            let keep_handles = prev.runtime.config.tls == cfg.tls;
+            // So does a new upstream HTTP version.
+            let keep_handles = prev.runtime.config.tls == cfg.tls
+                && prev.runtime.config.upstream_http == cfg.upstream_http;
             self.fill(name, &balancer, cfg, cla, tls.as_ref(), keep_handles);
             let runtime = if same_config {
                 prev.runtime

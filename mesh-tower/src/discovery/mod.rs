@@ -97,6 +97,7 @@ impl DiscoveryOptions {
         tls: Option<&Arc<dyn Connector>>,
     ) -> Arc<ConnectionSettings> {
         let mut s = self.connection.clone();
+        s.apply_cluster(cluster);
         s.breaker = Some(breaker);
         match tls {
             Some(c) => s.connector = Arc::clone(c),

@@ -16,19 +16,19 @@ use hyper::body::Incoming;
 use tonic::{Code, Status};
 
 use super::ConnectivityState;
-use super::pool::{InFlight, Shared, Slot};
+use super::pool::{InFlight, Mode, Shared, Slot};
 use crate::BoxError;
 
 type Body = tonic::body::Body;
-type Boxed = Pin<Box<dyn Future<Output = Result<Response<Incoming>, BoxError>> + Send>>;
+pub(super) type Boxed = Pin<Box<dyn Future<Output = Result<Response<Incoming>, BoxError>> + Send>>;
 
 /// The answer of one endpoint: response headers (the body streams on), or
 /// a boxed `tonic::Status` naming the endpoint.
 pub struct ResponseFuture {
-    inner: Inner,
+    pub(super) inner: Inner,
 }
 
-enum Inner {
+pub(super) enum Inner {
     Sending(Boxed),
     Failed(Option<BoxError>),
 }
@@ -71,7 +71,7 @@ pub(super) fn call(shared: &Arc<Shared>, req: Request<Body>) -> ResponseFuture {
     };
     let failures = shared.failures();
     if first.is_none() {
-        shared.connect();
+        shared.connect_h2();
     }
     let mut guard = InFlight::new(Arc::clone(shared));
     if let Some(slot) = &first {
@@ -142,12 +142,17 @@ async fn wait_ready(shared: &Arc<Shared>, failures: u64) -> Result<Arc<Slot>, Bo
         match state {
             ConnectivityState::Ready => match shared.pick_slot() {
                 Some(s) => return Ok(s),
-                None => shared.connect(),
+                // Up on HTTP/1.1 only (an endpoint following the
+                // downstream's version) and HTTP/2 failed: fail now.
+                None if shared.mode != Mode::Http2 && shared.backing_off() => {
+                    return Err(crate::error::unavailable(shared.failure_message()));
+                }
+                None => shared.connect_h2(),
             },
             ConnectivityState::TransientFailure => {
                 return Err(crate::error::unavailable(shared.failure_message()));
             }
-            ConnectivityState::Idle => shared.connect(),
+            ConnectivityState::Idle => shared.connect_h2(),
             ConnectivityState::Connecting => {}
         }
         if rx.changed().await.is_err() {
@@ -162,7 +167,7 @@ async fn wait_ready(shared: &Arc<Shared>, failures: u64) -> Result<Arc<Slot>, Bo
 /// A hyper error as a `Status`: tonic's mapping of HTTP/2 resets, with
 /// transport failures (no gRPC answer) as UNAVAILABLE; the hyper error
 /// stays reachable as the source.
-fn transport_error(address: SocketAddr, e: hyper::Error) -> BoxError {
+pub(super) fn transport_error(address: SocketAddr, e: hyper::Error) -> BoxError {
     let e = Arc::new(e);
     let code = Status::from_error(Box::new(SharedError(Arc::clone(&e)))).code();
     let code = match code {

@@ -1,6 +1,17 @@
 //! Connections to one endpoint: gRPC's per-endpoint connection state
-//! machine (IDLE, CONNECTING, READY, TRANSIENT_FAILURE) over HTTP/2
-//! connections made with hyper's client connection API.
+//! machine (IDLE, CONNECTING, READY, TRANSIENT_FAILURE) over HTTP/2 or
+//! HTTP/1.1 connections made with hyper's client connection API.
+//!
+//! The version is [`ConnectionSettings::http`]: HTTP/2 by default (gRPC
+//! channels keep it whatever the cluster says, as proxyless gRPC does);
+//! mesh's HTTP client takes it from each cluster's protocol options
+//! ([`ConnectionSettings::http_from_cluster`]). HTTP/1.1 runs one request
+//! at a time per connection from a small pool per endpoint (up to
+//! [`ConnectionSettings::max_http1_connections`], within the breaker's
+//! `max_connections`; waiting requests take `max_pending_requests` slots;
+//! closed after `max_requests_per_connection`, which HTTP/2 ignores). The
+//! HTTP/2 path is unchanged by it: one enum match per request. The rest of
+//! this list is about HTTP/2.
 //!
 //! - A request in IDLE starts a connect attempt; requests queue while
 //!   CONNECTING (bounded by the attempt's timeout) and fail fast with
@@ -28,6 +39,7 @@
 mod backoff;
 mod connector;
 mod future;
+mod http1;
 mod load;
 mod pool;
 mod service;
@@ -36,7 +48,9 @@ mod state;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::{Request, Uri};
+use http::{Request, Uri, Version};
+use mesh_core::resource::Cluster;
+use mesh_core::resource::cluster::UpstreamHttpOptions;
 use mesh_core::resource::endpoint::Endpoint;
 use tokio::sync::watch;
 
@@ -66,6 +80,26 @@ pub struct ConnectionSettings {
     /// slots and requests waiting for a connection take
     /// `max_pending_requests` slots (A32 / Envoy).
     pub breaker: Option<Arc<crate::breaker::Breaker>>,
+    /// The HTTP version and per-connection request limit (default
+    /// [`UpstreamHttpOptions::HTTP2`]; the limit applies to HTTP/1.1).
+    pub http: UpstreamHttpOptions,
+    /// Whether [`apply_cluster`](Self::apply_cluster) takes `http` from the
+    /// cluster (mesh's HTTP client) or leaves it (gRPC channels: HTTP/2
+    /// always, as proxyless gRPC). Default false.
+    pub http_from_cluster: bool,
+    /// Most HTTP/1.1 connections to one endpoint (default 32); the
+    /// cluster's `max_connections` bounds them across endpoints.
+    pub max_http1_connections: usize,
+}
+
+impl ConnectionSettings {
+    /// Fits the settings to `cluster`: its protocol options when
+    /// [`http_from_cluster`](Self::http_from_cluster) is set.
+    pub fn apply_cluster(&mut self, cluster: &Cluster) {
+        if self.http_from_cluster {
+            self.http = cluster.upstream_http;
+        }
+    }
 }
 
 impl Default for ConnectionSettings {
@@ -77,6 +111,9 @@ impl Default for ConnectionSettings {
             max_streams_per_connection: usize::MAX,
             seed: None,
             breaker: None,
+            http: UpstreamHttpOptions::HTTP2,
+            http_from_cluster: false,
+            max_http1_connections: 32,
         }
     }
 }
@@ -129,7 +166,7 @@ impl Connection {
         self.shared.last_error()
     }
 
-    /// How many HTTP/2 connections are in the set.
+    /// How many connections (HTTP/2 and HTTP/1.1) are open.
     pub fn connection_count(&self) -> usize {
         self.shared.connection_count()
     }
@@ -148,12 +185,19 @@ impl Connection {
     }
 
     /// Sends `req` on one of the endpoint's connections (connecting first
-    /// if needed).
+    /// if needed), in the endpoint's HTTP version.
     pub fn call(&self, mut req: Request<tonic::body::Body>) -> ResponseFuture {
         if req.uri().scheme().is_none() || req.uri().authority().is_none() {
             absolute_uri(&mut req, self.shared.address, &self.shared.settings);
         }
-        future::call(&self.shared, req)
+        match self.shared.mode {
+            pool::Mode::Http2 => future::call(&self.shared, req),
+            pool::Mode::Http1 => http1::call(&self.shared, req),
+            pool::Mode::Downstream if req.version() == Version::HTTP_2 => {
+                future::call(&self.shared, req)
+            }
+            pool::Mode::Downstream => http1::call(&self.shared, req),
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The connection state machine of one endpoint and its set of HTTP/2
-//! connections.
+//! connections (its HTTP/1.1 connections are in [`super::http1`], sharing
+//! this state machine).
 //!
 //! State lives in an atomic (read by pickers) mirrored in a `watch` (awaited
 //! by requests queued while CONNECTING). The live connections are an
@@ -67,6 +68,34 @@ pub(crate) struct Shared {
     /// Failed attempts so far: a queued request fails with the attempt it
     /// waited for, even if the backoff already ended.
     failures: std::sync::atomic::AtomicU64,
+    /// The HTTP version requests use, resolved once from the settings.
+    pub(crate) mode: Mode,
+    /// The HTTP/1.1 connections (empty unless `mode` sends HTTP/1.1).
+    pub(crate) h1: super::http1::H1Pool,
+}
+
+/// Which connections a request goes out on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Http2,
+    Http1,
+    /// HTTP/2 requests on HTTP/2, the others on HTTP/1.1.
+    Downstream,
+}
+
+impl Mode {
+    fn of(settings: &ConnectionSettings) -> Self {
+        use mesh_core::resource::cluster::UpstreamProtocol as P;
+        match settings.http.protocol {
+            P::Http2 => Mode::Http2,
+            P::Http1 => Mode::Http1,
+            P::UseDownstream => Mode::Downstream,
+            // ALPN over TLS (mesh's TLS connector offers h2 only), else
+            // HTTP/1.1, as Envoy's auto_config.
+            P::Auto if settings.connector.scheme() == http::uri::Scheme::HTTPS => Mode::Http2,
+            P::Auto => Mode::Http1,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -105,6 +134,8 @@ impl Shared {
             load: Load::default(),
             keep_connected: AtomicBool::new(false),
             failures: std::sync::atomic::AtomicU64::new(0),
+            mode: Mode::of(&settings),
+            h1: super::http1::H1Pool::default(),
             settings,
         })
     }
@@ -130,7 +161,21 @@ impl Shared {
     }
 
     pub(crate) fn connection_count(&self) -> usize {
-        self.slots.load().len()
+        self.slots.load().len() + self.h1.established()
+    }
+
+    /// Whether no connection of either version is open (or opening, for
+    /// HTTP/1.1).
+    pub(crate) fn nothing_open(&self) -> bool {
+        !self.has_open_slot() && self.h1.open() == 0
+    }
+
+    pub(crate) fn backing_off(&self) -> bool {
+        self.lock().backing_off
+    }
+
+    pub(crate) fn connect_timeout(&self) -> std::time::Duration {
+        self.lock().backoff.connect_timeout()
     }
 
     pub(crate) fn last_error(&self) -> Option<Arc<str>> {
@@ -192,10 +237,19 @@ impl Shared {
         best
     }
 
-    /// Starts a connect attempt unless a connection is up or coming, or
-    /// the backoff is running.
-    /// Outside a tokio runtime nothing happens (the endpoint stays IDLE).
+    /// Starts connecting in the endpoint's protocol (HTTP/1.1 endpoints,
+    /// and those following the downstream's, open an HTTP/1.1 connection).
     pub(crate) fn connect(self: &Arc<Self>) {
+        match self.mode {
+            Mode::Http2 => self.connect_h2(),
+            Mode::Http1 | Mode::Downstream => super::http1::connect(self),
+        }
+    }
+
+    /// Starts an HTTP/2 connect attempt unless a connection is up or
+    /// coming, or the backoff is running.
+    /// Outside a tokio runtime nothing happens (the endpoint stays IDLE).
+    pub(crate) fn connect_h2(self: &Arc<Self>) {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -206,7 +260,9 @@ impl Shared {
         cold.connecting = true;
         let timeout = cold.backoff.connect_timeout();
         drop(cold);
-        self.set_state(ConnectivityState::Connecting);
+        if self.h1.open() == 0 {
+            self.set_state(ConnectivityState::Connecting);
+        }
         // The first connection opens even past max_connections (the
         // overflow is counted): without it the endpoint is unusable.
         let guard = self
@@ -272,13 +328,32 @@ impl Shared {
             };
             match result {
                 Ok(Ok((sender, conn))) => shared.on_connected(sender, conn, guard),
-                Ok(Err(e)) => shared.on_connect_failed(e, started),
+                Ok(Err(e)) => shared.on_connect_failed(e, started, true),
                 Err(_) => shared.on_connect_failed(
                     format!("connect to {address} timed out after {timeout:?}"),
                     started,
+                    true,
                 ),
             }
         });
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        let mut cold = self.lock();
+        cold.next_id += 1;
+        cold.next_id - 1
+    }
+
+    /// An HTTP/1.1 connection is up: READY, and the backoff starts over.
+    pub(crate) fn on_h1_connected(&self) {
+        let mut cold = self.lock();
+        cold.backoff.reset();
+        cold.last_error = None;
+        cold.retry_at = None;
+        drop(cold);
+        if self.state() != ConnectivityState::Ready {
+            self.set_state(ConnectivityState::Ready);
+        }
     }
 
     fn on_connected(
@@ -328,16 +403,24 @@ impl Shared {
         });
     }
 
-    fn on_connect_failed(self: &Arc<Self>, error: String, started: Instant) {
+    /// A failed attempt (`h2`: the single-flight HTTP/2 one; else an
+    /// HTTP/1.1 open, already out of the pool's count). Concurrent HTTP/1.1
+    /// opens failing together back off once.
+    pub(crate) fn on_connect_failed(self: &Arc<Self>, error: String, started: Instant, h2: bool) {
         tracing::debug!(address = %self.address, %error, "endpoint connect failed");
         let mut cold = self.lock();
-        cold.connecting = false;
+        if h2 {
+            cold.connecting = false;
+        } else if cold.backing_off {
+            cold.last_error = Some(error.into());
+            return;
+        }
         let Cold { backoff, rng, .. } = &mut *cold;
         let delay = backoff.next_delay(rng);
         let until = started + delay;
         cold.last_error = Some(error.into());
         cold.backing_off = true;
-        let open = self.has_open_slot();
+        let open = !self.nothing_open();
         if !open {
             cold.retry_at = Some(until);
         }
@@ -346,6 +429,9 @@ impl Shared {
             self.failures.fetch_add(1, Ordering::Release);
             self.set_state(ConnectivityState::TransientFailure);
         }
+        // HTTP/1.1 requests waiting for a connection re-check (and fail
+        // when nothing is open).
+        self.h1.wake_all();
         let weak = Arc::downgrade(self);
         let timer = async move {
             tokio::time::sleep_until(until).await;
@@ -371,7 +457,8 @@ impl Shared {
     }
 
     fn on_closed(self: &Arc<Self>, id: u64, error: Option<String>) {
-        let mut cold = self.lock();
+        // Serializes slot-list writers.
+        let cold = self.lock();
         let next: Vec<Arc<Slot>> = self
             .slots
             .load()
@@ -379,12 +466,20 @@ impl Shared {
             .filter(|s| s.id != id)
             .cloned()
             .collect();
-        let none_left = next.is_empty();
         self.slots.store(Arc::new(next));
+        drop(cold);
+        self.on_connection_gone(id, error);
+    }
+
+    /// A connection of either version closed (already out of its set):
+    /// with none left the endpoint goes back to IDLE.
+    pub(crate) fn on_connection_gone(self: &Arc<Self>, id: u64, error: Option<String>) {
+        let mut cold = self.lock();
         if let Some(e) = &error {
             cold.last_error = Some(format!("connection to {} closed: {e}", self.address).into());
         }
         let connecting = cold.connecting;
+        let none_left = self.nothing_open();
         drop(cold);
         tracing::debug!(address = %self.address, id, ?error, "endpoint connection closed");
         if none_left && !connecting && self.state() == ConnectivityState::Ready {
@@ -410,6 +505,9 @@ fn address_seed(a: SocketAddr) -> u64 {
 pub(crate) struct InFlight {
     shared: Arc<Shared>,
     slot: Option<Arc<SlotStats>>,
+    /// Whether the request went out (on an HTTP/2 slot or an HTTP/1.1
+    /// connection): only then is its latency a sample.
+    sent: bool,
     started: Instant,
     latency: Option<std::time::Duration>,
 }
@@ -420,6 +518,7 @@ impl InFlight {
         InFlight {
             shared,
             slot: None,
+            sent: false,
             started: Instant::now(),
             latency: None,
         }
@@ -429,8 +528,14 @@ impl InFlight {
         if self.slot.is_none() {
             slot.stats.in_flight.fetch_add(1, Ordering::Relaxed);
             self.slot = Some(Arc::clone(&slot.stats));
-            self.started = Instant::now();
+            self.on_sent();
         }
+    }
+
+    /// The request leaves now (latency is measured from here).
+    pub(crate) fn on_sent(&mut self) {
+        self.sent = true;
+        self.started = Instant::now();
     }
 
     /// Gives the connection back (the request never left on it).
@@ -438,11 +543,12 @@ impl InFlight {
         if let Some(s) = self.slot.take() {
             s.in_flight.fetch_sub(1, Ordering::Relaxed);
         }
+        self.sent = false;
     }
 
     /// Records the answer's latency (measured from the send) and releases.
     pub(crate) fn answered(mut self) {
-        if self.slot.is_some() {
+        if self.sent {
             self.latency = Some(self.started.elapsed());
         }
     }

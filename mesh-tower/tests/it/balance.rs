@@ -39,6 +39,7 @@ fn cluster_runtime(name: &str, policy: LbPolicy) -> Arc<ClusterRuntime> {
         lrs_server: false,
         override_host_status: Default::default(),
         metadata: Default::default(),
+        upstream_http: Default::default(),
     });
     Arc::new(ClusterRuntime {
         name: name.into(),

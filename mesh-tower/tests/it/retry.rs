@@ -82,6 +82,7 @@ pub fn runtime(
         lrs_server: false,
         override_host_status: Default::default(),
         metadata: Default::default(),
+        upstream_http: Default::default(),
     });
     Arc::new(ClusterRuntime {
         name: name.into(),

@@ -4,13 +4,16 @@
 //!
 //! Accepted discovery types: EDS over ADS (or `self`) and STATIC with a
 //! `load_assignment` (as Envoy; gRPC lacks STATIC). LOGICAL_DNS and aggregate
-//! clusters are NACKed for now. Ignored: health checks, connection options,
+//! clusters are NACKed for now. The upstream HTTP version comes from the
+//! protocol options ([`UpstreamHttpOptions`]; HTTP/1.1 when none, as
+//! Envoy). Ignored: health checks, connection options,
 //! `transport_socket_matches` and every other Envoy-only field. Provider
 //! instance names in the TLS context are checked against the bootstrap by
 //! the client, not here.
 
 mod lb_policy;
 mod outlier;
+mod protocol;
 
 use std::sync::Arc;
 
@@ -24,6 +27,7 @@ pub use self::lb_policy::LbPolicy;
 pub use self::outlier::{
     ConsecutiveFailures, FailurePercentageEjection, OutlierDetection, SuccessRateEjection,
 };
+pub use self::protocol::{HTTP_PROTOCOL_OPTIONS, UpstreamHttpOptions, UpstreamProtocol};
 use super::common::Metadata;
 use super::endpoint::{ClusterLoadAssignment, HealthStatus, HealthStatusSet};
 use super::tls::UpstreamTlsContext;
@@ -58,6 +62,10 @@ pub struct Cluster {
     pub override_host_status: HealthStatusSet,
     /// The cluster's metadata.
     pub metadata: Metadata,
+    /// The HTTP version its endpoints speak and the per-connection request
+    /// limit (mesh's HTTP client follows it; gRPC channels always use
+    /// HTTP/2, as proxyless gRPC).
+    pub upstream_http: UpstreamHttpOptions,
 }
 
 impl Cluster {
@@ -158,6 +166,7 @@ const AGGREGATE: &str = "envoy.extensions.clusters.aggregate.v3.ClusterConfig";
 fn convert(mut c: wire::Cluster) -> Result<Cluster, FieldError> {
     let discovery = discovery(&mut c)?;
     let lb_policy = lb_policy::from_cluster(&c)?;
+    let upstream_http = protocol::from_cluster(&c)?;
     let outlier_detection = c
         .outlier_detection
         .as_ref()
@@ -203,6 +212,7 @@ fn convert(mut c: wire::Cluster) -> Result<Cluster, FieldError> {
         lrs_server,
         override_host_status,
         metadata: c.metadata.as_ref().map(Metadata::from).unwrap_or_default(),
+        upstream_http,
         name: c.name,
     })
 }
