@@ -1,19 +1,33 @@
 //! A hand-written SVG chart of latency percentiles per contender: one
 //! panel per concurrency level, p50 → p99.9 on the x axis, latency on a
-//! log y axis, one line per contender.
+//! log y axis, one line per contender (dashed for the TLS rows, which
+//! compare among themselves).
 
 use std::fmt::Write;
 
+use crate::contender::Contender;
 use crate::report::Median;
+
+/// The SVG stroke dash attribute for a contender's line.
+fn dash(contender: &str) -> &'static str {
+    if contender.parse::<Contender>().is_ok_and(Contender::is_tls) {
+        r#" stroke-dasharray="6 3""#
+    } else {
+        ""
+    }
+}
 
 const PANEL_W: f64 = 300.0;
 const PANEL_H: f64 = 260.0;
 const LEFT: f64 = 60.0;
 const TOP: f64 = 40.0;
 const BOTTOM: f64 = 40.0;
-const LEGEND_H: f64 = 90.0;
-const COLORS: [&str; 6] = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+const LEGEND_H: f64 = 100.0;
+/// Legend entries per row.
+const LEGEND_COLS: usize = 3;
+const COLORS: [&str; 10] = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf",
 ];
 const LABELS: [&str; 4] = ["p50", "p90", "p99", "p99.9"];
 
@@ -107,8 +121,9 @@ pub fn svg(ms: &[Median], contenders: &[&str], concurrencies: &[usize]) -> Strin
                 .collect();
             let _ = writeln!(
                 s,
-                r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="2"/>"#,
-                points.join(" ")
+                r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="2"{}/>"#,
+                points.join(" "),
+                dash(c)
             );
             for p in &points {
                 let (x, y) = p.split_once(',').unwrap_or(("0", "0"));
@@ -117,13 +132,14 @@ pub fn svg(ms: &[Median], contenders: &[&str], concurrencies: &[usize]) -> Strin
         }
     }
     for (ci, c) in contenders.iter().enumerate() {
-        let y = PANEL_H + 10.0 + 18.0 * (ci / 2) as f64;
-        let x = LEFT + 260.0 * (ci % 2) as f64;
+        let y = PANEL_H + 10.0 + 18.0 * (ci / LEGEND_COLS) as f64;
+        let x = LEFT + 200.0 * (ci % LEGEND_COLS) as f64;
         let color = COLORS[ci % COLORS.len()];
         let _ = writeln!(
             s,
-            r#"<line x1="{x}" x2="{}" y1="{y}" y2="{y}" stroke="{color}" stroke-width="3"/><text x="{}" y="{}">{c}</text>"#,
+            r#"<line x1="{x}" x2="{}" y1="{y}" y2="{y}" stroke="{color}" stroke-width="3"{}/><text x="{}" y="{}">{c}</text>"#,
             x + 24.0,
+            dash(c),
             x + 30.0,
             y + 4.0
         );
@@ -150,10 +166,18 @@ mod tests {
             cpu_s_per_10k: 1.0,
             peak_rss_kib: 1.0,
             errors: 0,
+            proxy_cpu_s_per_10k: None,
         };
-        let ms = vec![m("tonic", 1), m("tonic", 16), m("mesh-1ep", 1)];
-        let svg = svg(&ms, &["tonic", "mesh-1ep"], &[1, 16]);
-        assert_eq!(svg.matches("<polyline").count(), 3);
+        let ms = vec![
+            m("tonic", 1),
+            m("tonic", 16),
+            m("mesh-1ep", 1),
+            m("mesh-1ep-mtls", 1),
+        ];
+        let svg = svg(&ms, &["tonic", "mesh-1ep", "mesh-1ep-mtls"], &[1, 16]);
+        assert_eq!(svg.matches("<polyline").count(), 4);
+        // The TLS row is dashed, in the panel and in the legend.
+        assert_eq!(svg.matches("stroke-dasharray").count(), 2);
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
     }
 }

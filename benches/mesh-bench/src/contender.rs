@@ -15,15 +15,35 @@ pub enum Contender {
     Mesh1,
     /// `mesh_tonic::Channel` (`xds:///`) over the three-endpoint cluster.
     Mesh3,
+    /// tonic-xds's `XdsChannelGrpc` over the one-endpoint cluster.
+    TonicXds1,
+    /// tonic-xds's `XdsChannelGrpc` over the three-endpoint cluster.
+    TonicXds3,
+    /// A bare tonic `Channel` to HAProxy, which balances over the three
+    /// backends (h2c on both sides): the sidecar stand-in.
+    Haproxy,
+    /// A bare tonic `Channel` with rustls TLS and a client certificate to
+    /// one TLS backend: the floor of the mTLS rows.
+    TonicTls,
+    /// `mesh_tonic::Channel` over the one-endpoint ISTIO_MUTUAL cluster.
+    Mesh1Mtls,
+    /// `mesh_tonic::Channel` over the three-endpoint ISTIO_MUTUAL cluster.
+    Mesh3Mtls,
 }
 
 impl Contender {
     /// Every contender, in table order.
-    pub const ALL: [Contender; 4] = [
+    pub const ALL: [Contender; 10] = [
         Contender::Tonic,
         Contender::BalanceList,
         Contender::Mesh1,
         Contender::Mesh3,
+        Contender::TonicXds1,
+        Contender::TonicXds3,
+        Contender::Haproxy,
+        Contender::TonicTls,
+        Contender::Mesh1Mtls,
+        Contender::Mesh3Mtls,
     ];
 
     /// The short name used on the command line and in JSON.
@@ -33,6 +53,12 @@ impl Contender {
             Contender::BalanceList => "balance_list",
             Contender::Mesh1 => "mesh-1ep",
             Contender::Mesh3 => "mesh-3ep",
+            Contender::TonicXds1 => "tonic-xds-1ep",
+            Contender::TonicXds3 => "tonic-xds-3ep",
+            Contender::Haproxy => "haproxy",
+            Contender::TonicTls => "tonic-tls",
+            Contender::Mesh1Mtls => "mesh-1ep-mtls",
+            Contender::Mesh3Mtls => "mesh-3ep-mtls",
         }
     }
 
@@ -43,12 +69,40 @@ impl Contender {
             Contender::BalanceList => "tonic `balance_list`, 3 backends",
             Contender::Mesh1 => "mesh `xds:///`, 1-endpoint cluster",
             Contender::Mesh3 => "mesh `xds:///`, 3-endpoint cluster",
+            Contender::TonicXds1 => "tonic-xds, 1-endpoint cluster",
+            Contender::TonicXds3 => "tonic-xds, 3-endpoint cluster",
+            Contender::Haproxy => "tonic → HAProxy (h2c) → 3 backends",
+            Contender::TonicTls => "bare tonic `Channel`, mTLS, 1 backend",
+            Contender::Mesh1Mtls => "mesh `xds:///`, mTLS, 1-endpoint cluster",
+            Contender::Mesh3Mtls => "mesh `xds:///`, mTLS, 3-endpoint cluster",
         }
     }
 
     /// Whether the contender needs the control plane.
     pub fn needs_control_plane(self) -> bool {
-        matches!(self, Contender::Mesh1 | Contender::Mesh3)
+        matches!(
+            self,
+            Contender::Mesh1
+                | Contender::Mesh3
+                | Contender::TonicXds1
+                | Contender::TonicXds3
+                | Contender::Mesh1Mtls
+                | Contender::Mesh3Mtls
+        )
+    }
+
+    /// Whether the contender talks TLS (and so needs the bench
+    /// certificates and the TLS backends).
+    pub fn is_tls(self) -> bool {
+        matches!(
+            self,
+            Contender::TonicTls | Contender::Mesh1Mtls | Contender::Mesh3Mtls
+        )
+    }
+
+    /// Whether the contender needs the HAProxy child process.
+    pub fn needs_haproxy(self) -> bool {
+        self == Contender::Haproxy
     }
 }
 
@@ -60,8 +114,12 @@ impl fmt::Display for Contender {
 
 /// A contender name that is not one of [`Contender::ALL`].
 #[derive(Debug, thiserror::Error)]
-#[error("unknown contender \"{0}\" (expected tonic, balance_list, mesh-1ep or mesh-3ep)")]
+#[error("unknown contender \"{0}\" (expected one of {names})", names = all_names())]
 pub struct UnknownContender(String);
+
+fn all_names() -> String {
+    Contender::ALL.map(Contender::name).join(", ")
+}
 
 impl FromStr for Contender {
     type Err = UnknownContender;
@@ -83,6 +141,25 @@ mod tests {
         for c in Contender::ALL {
             assert_eq!(c.name().parse::<Contender>().unwrap(), c);
         }
-        assert!("envoy".parse::<Contender>().is_err());
+        let err = "envoy".parse::<Contender>().unwrap_err().to_string();
+        assert!(
+            err.contains("\"envoy\"") && err.contains("mesh-3ep-mtls"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn only_the_tls_rows_need_certificates() {
+        let tls: Vec<_> = Contender::ALL.into_iter().filter(|c| c.is_tls()).collect();
+        assert_eq!(
+            tls,
+            [
+                Contender::TonicTls,
+                Contender::Mesh1Mtls,
+                Contender::Mesh3Mtls
+            ]
+        );
+        assert!(!Contender::TonicTls.needs_control_plane());
+        assert!(Contender::TonicXds3.needs_control_plane());
     }
 }

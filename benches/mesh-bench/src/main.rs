@@ -7,10 +7,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use mesh_bench::certs::CertDirs;
 use mesh_bench::client::{self, CellSpec};
 use mesh_bench::contender::Contender;
+use mesh_bench::control::ControlSpec;
 use mesh_bench::orchestrate::{self, MatrixSpec};
 use mesh_bench::{BoxError, backends, chart, control, report};
+
+/// The default matrix: every contender.
+const ALL_CONTENDERS: &str = "tonic,balance_list,mesh-1ep,mesh-3ep,tonic-xds-1ep,tonic-xds-3ep,\
+haproxy,tonic-tls,mesh-1ep-mtls,mesh-3ep-mtls";
 
 #[derive(Parser)]
 #[command(about = "mesh's end-to-end load comparison")]
@@ -29,18 +35,15 @@ enum Cmd {
         /// Warm-up per cell, milliseconds.
         #[arg(long, default_value_t = 1000)]
         warmup_ms: u64,
-        /// Measured window per cell, milliseconds.
-        #[arg(long, default_value_t = 3000)]
+        /// Measured window per cell, milliseconds (10 contenders × 3
+        /// concurrencies × 3 runs × ~3.3 s ≈ 5 min with the defaults).
+        #[arg(long, default_value_t = 2000)]
         duration_ms: u64,
         /// Concurrency levels.
         #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
         concurrency: Vec<usize>,
-        /// Contenders (tonic, balance_list, mesh-1ep, mesh-3ep).
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "tonic,balance_list,mesh-1ep,mesh-3ep"
-        )]
+        /// Contenders, in table order (default: all of them).
+        #[arg(long, value_delimiter = ',', default_value = ALL_CONTENDERS)]
         contenders: Vec<Contender>,
         /// Backend process runtime threads.
         #[arg(long, default_value_t = 2)]
@@ -58,14 +61,17 @@ enum Cmd {
         #[arg(long, default_value = "target/bench/load.json")]
         json: PathBuf,
     },
-    /// Serve the echo backends; prints `{"ports":[...]}`, stops at stdin EOF.
+    /// Serve the echo backends; prints `{"ports":[...],...}`, stops at stdin EOF.
     Backends {
-        /// How many backends.
+        /// How many backends (of each kind).
         #[arg(long, default_value_t = 3)]
         count: usize,
         /// Runtime worker threads (fixed, so every contender meets the same server).
         #[arg(long, default_value_t = 2)]
         workers: usize,
+        /// The bench certificates' root: also serve the mTLS and TLS backends.
+        #[arg(long)]
+        certs: Option<PathBuf>,
     },
     /// Serve mesh-control for the backends and write the client bootstrap;
     /// stops at stdin EOF.
@@ -76,6 +82,12 @@ enum Cmd {
         /// Where to write the client bootstrap.
         #[arg(long)]
         bootstrap: PathBuf,
+        /// The mTLS backends' loopback ports, comma separated.
+        #[arg(long, value_delimiter = ',')]
+        mtls_ports: Vec<u16>,
+        /// The client's certificate directory: also write `*-mtls.json`.
+        #[arg(long)]
+        client_certs: Option<PathBuf>,
         /// Runtime worker threads.
         #[arg(long, default_value_t = 1)]
         workers: usize,
@@ -97,9 +109,24 @@ enum Cmd {
         /// Backend addresses, comma separated.
         #[arg(long, value_delimiter = ',', required = true)]
         backends: Vec<SocketAddr>,
-        /// The client bootstrap (mesh contenders).
+        /// The client bootstrap (xDS contenders).
         #[arg(long)]
         bootstrap: Option<PathBuf>,
+        /// The client bootstrap with certificate providers (mesh mTLS).
+        #[arg(long)]
+        bootstrap_mtls: Option<PathBuf>,
+        /// HAProxy's frontend (haproxy).
+        #[arg(long)]
+        proxy: Option<SocketAddr>,
+        /// HAProxy's pid, whose CPU is reported too (haproxy).
+        #[arg(long)]
+        proxy_pid: Option<u32>,
+        /// The TLS backend (tonic-tls).
+        #[arg(long)]
+        tls_backend: Option<SocketAddr>,
+        /// The bench certificates' root (tonic-tls).
+        #[arg(long)]
+        certs: Option<PathBuf>,
         /// Runtime worker threads.
         #[arg(long, default_value_t = 2)]
         workers: usize,
@@ -109,12 +136,24 @@ enum Cmd {
 fn main() -> Result<(), BoxError> {
     match Cli::parse().command {
         Cmd::Report { json } => rewrite_report(&json),
-        Cmd::Backends { count, workers } => backends::run(count, workers),
+        Cmd::Backends {
+            count,
+            workers,
+            certs,
+        } => backends::run(count, workers, certs.map(CertDirs::new).as_ref()),
         Cmd::Control {
             ports,
             bootstrap,
+            mtls_ports,
+            client_certs,
             workers,
-        } => control::run(&ports, &bootstrap, workers),
+        } => control::run(&ControlSpec {
+            ports,
+            mtls_ports,
+            bootstrap,
+            client_certs: client_certs.map(mesh_control::ca::WorkloadCertPaths::in_dir),
+            workers,
+        }),
         Cmd::Client {
             contender,
             concurrency,
@@ -122,6 +161,11 @@ fn main() -> Result<(), BoxError> {
             duration_ms,
             backends,
             bootstrap,
+            bootstrap_mtls,
+            proxy,
+            proxy_pid,
+            tls_backend,
+            certs,
             workers,
         } => {
             let result = client::run(&CellSpec {
@@ -131,6 +175,11 @@ fn main() -> Result<(), BoxError> {
                 duration: Duration::from_millis(duration_ms),
                 backends,
                 bootstrap,
+                bootstrap_mtls,
+                proxy,
+                proxy_pid,
+                tls_backend,
+                certs,
                 workers,
             })?;
             println!("{}", serde_json::to_string(&result)?);

@@ -1,10 +1,12 @@
-//! The `run` subcommand: starts the backends and the control plane as
-//! child processes of this binary, runs every (contender, concurrency)
-//! cell as its own client process, repeats the matrix, and hands the cells
-//! to [`report`](crate::report).
+//! The `run` subcommand: issues the TLS material (if a TLS contender runs),
+//! starts the backends and the control plane as child processes of this
+//! binary and HAProxy (if its row runs), runs every (contender,
+//! concurrency) cell as its own client process, repeats the matrix, and
+//! hands the cells to [`report`](crate::report).
 //!
-//! Children get a piped stdin; they exit when it closes, so a crashed or
-//! interrupted orchestrator leaves no servers behind.
+//! The bench's own children get a piped stdin; they exit when it closes, so
+//! a crashed or interrupted orchestrator leaves no servers behind. HAProxy
+//! is killed when the matrix ends (or fails).
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -15,9 +17,11 @@ use serde::de::DeserializeOwned;
 
 use crate::BoxError;
 use crate::backends::BackendsReady;
+use crate::certs::CertDirs;
 use crate::client::CellResult;
 use crate::contender::Contender;
 use crate::control::ControlReady;
+use crate::haproxy::Haproxy;
 
 /// What the orchestrator runs.
 #[derive(Debug, Clone)]
@@ -92,45 +96,101 @@ impl Drop for Helper {
 /// result) in the order run. Progress goes to stderr.
 pub fn run_matrix(spec: &MatrixSpec) -> Result<Vec<(usize, CellResult)>, BoxError> {
     std::fs::create_dir_all(&spec.out_dir)?;
-    let (_backends, ready): (Helper, BackendsReady) = Helper::start(
-        &spec.exe,
-        &[
-            "backends".into(),
-            "--workers".into(),
-            spec.backend_workers.to_string(),
-        ],
-    )?;
-    let backend_args: Vec<String> = ready
-        .ports
-        .iter()
-        .map(|p| format!("127.0.0.1:{p}"))
-        .collect();
+    // Absolute, so the bootstrap's certificate paths hold from any cwd.
+    let out_dir = spec.out_dir.canonicalize()?;
+    let needs_tls = spec.contenders.iter().any(|c| c.is_tls());
+    let certs = if needs_tls {
+        let dirs = CertDirs::new(out_dir.join("certs"));
+        dirs.issue()?;
+        Some(dirs)
+    } else {
+        None
+    };
+
+    let mut args = vec![
+        "backends".to_owned(),
+        "--workers".into(),
+        spec.backend_workers.to_string(),
+    ];
+    if let Some(c) = &certs {
+        args.extend(["--certs".into(), c.root.display().to_string()]);
+    }
+    let (_backends, ready): (Helper, BackendsReady) = Helper::start(&spec.exe, &args)?;
+    let addrs =
+        |ports: &[u16]| -> Vec<String> { ports.iter().map(|p| format!("127.0.0.1:{p}")).collect() };
+    let backend_args = addrs(&ready.ports);
     eprintln!("backends on {}", backend_args.join(", "));
+    if !ready.mtls_ports.is_empty() {
+        eprintln!(
+            "mTLS backends on {}, TLS backend on {:?}",
+            addrs(&ready.mtls_ports).join(", "),
+            ready.tls_port
+        );
+    }
 
     let needs_cp = spec.contenders.iter().any(|c| c.needs_control_plane());
     let mut _control = None;
     let mut bootstrap = None;
+    let mut bootstrap_mtls = None;
     if needs_cp {
-        let path = spec.out_dir.join("bootstrap.json");
-        let ports = ready
-            .ports
-            .iter()
-            .map(u16::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        let (helper, ready): (Helper, ControlReady) = Helper::start(
-            &spec.exe,
-            &[
-                "control".into(),
-                "--ports".into(),
-                ports,
-                "--bootstrap".into(),
-                path.display().to_string(),
-            ],
-        )?;
+        let join = |ports: &[u16]| {
+            ports
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let mut args = vec![
+            "control".to_owned(),
+            "--ports".into(),
+            join(&ready.ports),
+            "--bootstrap".into(),
+            out_dir.join("bootstrap.json").display().to_string(),
+        ];
+        if let Some(c) = &certs {
+            args.extend([
+                "--mtls-ports".into(),
+                join(&ready.mtls_ports),
+                "--client-certs".into(),
+                c.client().dir.display().to_string(),
+            ]);
+        }
+        let (helper, ready): (Helper, ControlReady) = Helper::start(&spec.exe, &args)?;
         eprintln!("mesh-control on {}", ready.addr);
         bootstrap = Some(ready.bootstrap);
+        bootstrap_mtls = ready.bootstrap_mtls;
         _control = Some(helper);
+    }
+
+    let haproxy = if spec.contenders.iter().any(|c| c.needs_haproxy()) {
+        let backends = ready
+            .ports
+            .iter()
+            .map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], *p)))
+            .collect::<Vec<_>>();
+        let h = Haproxy::start(&out_dir, &backends)?;
+        eprintln!("haproxy on {} (pid {})", h.addr, h.pid());
+        Some(h)
+    } else {
+        None
+    };
+
+    // Arguments every client gets (each names what only some contenders use).
+    let mut common = vec!["--backends".to_owned(), backend_args.join(",")];
+    if let Some(b) = &bootstrap {
+        common.extend(["--bootstrap".into(), b.display().to_string()]);
+    }
+    if let Some(b) = &bootstrap_mtls {
+        common.extend(["--bootstrap-mtls".into(), b.display().to_string()]);
+    }
+    if let Some(c) = &certs {
+        common.extend(["--certs".into(), c.root.display().to_string()]);
+    }
+    if let Some(p) = ready.tls_port {
+        common.extend(["--tls-backend".into(), format!("127.0.0.1:{p}")]);
+    }
+    if let Some(h) = &haproxy {
+        common.extend(["--proxy".into(), h.addr.to_string()]);
     }
 
     let mut cells = Vec::new();
@@ -153,12 +213,11 @@ pub fn run_matrix(spec: &MatrixSpec) -> Result<Vec<(usize, CellResult)>, BoxErro
                     spec.duration.as_millis().to_string(),
                     "--workers".into(),
                     spec.client_workers.to_string(),
-                    "--backends".into(),
-                    backend_args.join(","),
                 ];
-                if let Some(b) = &bootstrap {
-                    args.push("--bootstrap".into());
-                    args.push(b.display().to_string());
+                args.extend(common.iter().cloned());
+                if let Some(h) = haproxy.as_ref().filter(|_| contender.needs_haproxy()) {
+                    // Only the HAProxy row reports the proxy's CPU.
+                    args.extend(["--proxy-pid".into(), h.pid().to_string()]);
                 }
                 let out = Command::new(&spec.exe)
                     .args(&args)
@@ -172,7 +231,7 @@ pub fn run_matrix(spec: &MatrixSpec) -> Result<Vec<(usize, CellResult)>, BoxErro
                 let cell: CellResult = serde_json::from_str(line)
                     .map_err(|e| format!("client {contender} x{n}: bad output {line:?}: {e}"))?;
                 eprintln!(
-                    "run {} {:<12} x{:<3} {:>8.0} rps  p50 {:>7.0} µs  p99 {:>7.0} µs  {:.3} CPU s/10k{}",
+                    "run {} {:<14} x{:<3} {:>8.0} rps  p50 {:>7.0} µs  p99 {:>7.0} µs  {:.3} CPU s/10k{}{}",
                     run + 1,
                     cell.contender,
                     n,
@@ -180,6 +239,9 @@ pub fn run_matrix(spec: &MatrixSpec) -> Result<Vec<(usize, CellResult)>, BoxErro
                     cell.p50_us,
                     cell.p99_us,
                     cell.cpu_s_per_10k,
+                    cell.proxy_cpu_s_per_10k
+                        .map(|p| format!(" (+{p:.3} proxy)"))
+                        .unwrap_or_default(),
                     if cell.errors > 0 {
                         format!("  {} errors", cell.errors)
                     } else {
@@ -190,5 +252,6 @@ pub fn run_matrix(spec: &MatrixSpec) -> Result<Vec<(usize, CellResult)>, BoxErro
             }
         }
     }
+    drop(haproxy);
     Ok(cells)
 }

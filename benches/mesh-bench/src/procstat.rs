@@ -2,7 +2,8 @@
 //! (Linux only). No `getrusage`: the workspace denies `unsafe`, and
 //! `/proc/self/stat` carries the same utime and stime.
 //!
-//! Does not measure other processes (the backends or the control plane).
+//! [`cpu_seconds_of`] reads another process the same way (the HAProxy
+//! row's proxy); the backends and the control plane are not measured.
 
 use std::fs;
 use std::io;
@@ -14,10 +15,19 @@ const CLOCK_TICKS_PER_SEC: f64 = 100.0;
 /// User plus system CPU seconds this process has used so far (resolution
 /// 10 ms: cells run for seconds, so the error is under 1%).
 pub fn cpu_seconds() -> io::Result<f64> {
-    let stat = fs::read_to_string("/proc/self/stat")?;
+    read_cpu_seconds("/proc/self/stat")
+}
+
+/// User plus system CPU seconds process `pid` has used so far.
+pub fn cpu_seconds_of(pid: u32) -> io::Result<f64> {
+    read_cpu_seconds(&format!("/proc/{pid}/stat"))
+}
+
+fn read_cpu_seconds(path: &str) -> io::Result<f64> {
+    let stat = fs::read_to_string(path)?;
     parse_cpu_ticks(&stat)
         .map(|ticks| ticks as f64 / CLOCK_TICKS_PER_SEC)
-        .ok_or_else(|| io::Error::other("/proc/self/stat: no utime/stime fields"))
+        .ok_or_else(|| io::Error::other(format!("{path}: no utime/stime fields")))
 }
 
 /// Peak resident set size (`VmHWM`) in KiB.
@@ -62,6 +72,7 @@ mod tests {
     #[test]
     fn this_process_has_numbers() {
         assert!(cpu_seconds().unwrap() >= 0.0);
+        assert!(cpu_seconds_of(std::process::id()).unwrap() >= 0.0);
         assert!(peak_rss_kib().unwrap() > 0);
     }
 }
