@@ -7,6 +7,7 @@
 //! channels. No protobuf type appears in the snapshot types.
 
 pub mod bootstrap;
+pub mod ca_client;
 pub mod resource;
 #[cfg(feature = "test-util")]
 pub mod testing;

@@ -2,8 +2,8 @@
 //! xDS name (`instance_name: "default"`), keyed by instance name.
 //!
 //! Only the configuration is parsed here; watching files and building TLS
-//! configs belongs to the TLS layer. The one plugin mesh knows is
-//! `file_watcher`. Other plugins load as [`CertificateProviderConfig::Other`]
+//! configs belongs to the TLS layer. The plugins mesh knows are
+//! `file_watcher` and `mesh_ca` (see [`MeshCa`]). Other plugins load as [`CertificateProviderConfig::Other`]
 //! with their raw config: gRPC implementations disagree on when an unknown
 //! plugin fails (C-core rejects the bootstrap, Go drops the entry, Java fails
 //! when a TLS context uses it); mesh keeps the entry so that the failure
@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+use super::mesh_ca::{MESH_CA, MeshCa};
 use super::parse::{self, Obj};
 use crate::resource::{AtField, FieldError};
 
@@ -25,7 +26,9 @@ pub const FILE_WATCHER: &str = "file_watcher";
 pub enum CertificateProviderConfig {
     /// `file_watcher`: PEM files re-read periodically.
     FileWatcher(FileWatcher),
-    /// A plugin mesh-core does not interpret (e.g. `mesh_ca`); the TLS layer
+    /// `mesh_ca`: a certificate fetched from the mesh's CA and renewed.
+    MeshCa(MeshCa),
+    /// A plugin mesh-core does not interpret (e.g. `spiffe`); the TLS layer
     /// decides whether it can use it.
     Other {
         /// The plugin name.
@@ -66,11 +69,18 @@ impl From<FileWatcher> for CertificateProviderConfig {
     }
 }
 
+impl From<MeshCa> for CertificateProviderConfig {
+    fn from(m: MeshCa) -> Self {
+        CertificateProviderConfig::MeshCa(m)
+    }
+}
+
 impl CertificateProviderConfig {
     /// The plugin name (`file_watcher`, ...).
     pub fn plugin_name(&self) -> &str {
         match self {
             CertificateProviderConfig::FileWatcher(_) => FILE_WATCHER,
+            CertificateProviderConfig::MeshCa(_) => MESH_CA,
             CertificateProviderConfig::Other { plugin_name, .. } => plugin_name,
         }
     }
@@ -85,6 +95,9 @@ impl CertificateProviderConfig {
             FILE_WATCHER => FileWatcher::from_json(config.unwrap_or(&empty))
                 .at_field("config")
                 .map(CertificateProviderConfig::FileWatcher),
+            MESH_CA => MeshCa::from_json(config.unwrap_or(&empty))
+                .at_field("config")
+                .map(CertificateProviderConfig::MeshCa),
             "" => Err(FieldError::new("plugin_name", "must not be empty")),
             other => Ok(CertificateProviderConfig::Other {
                 plugin_name: other.to_owned(),
@@ -98,6 +111,9 @@ impl CertificateProviderConfig {
         match self {
             CertificateProviderConfig::FileWatcher(f) => {
                 json!({"plugin_name": FILE_WATCHER, "config": f.to_json()})
+            }
+            CertificateProviderConfig::MeshCa(m) => {
+                json!({"plugin_name": MESH_CA, "config": m.to_json()})
             }
             CertificateProviderConfig::Other {
                 plugin_name,
@@ -189,12 +205,12 @@ mod tests {
     #[test]
     fn unknown_plugins_load_as_other() {
         let c =
-            parse(json!({"plugin_name": "mesh_ca", "config": {"addr": "istiod:15012"}})).unwrap();
-        assert_eq!(c.plugin_name(), "mesh_ca");
+            parse(json!({"plugin_name": "spiffe", "config": {"addr": "istiod:15012"}})).unwrap();
+        assert_eq!(c.plugin_name(), "spiffe");
         assert_eq!(
             c,
             CertificateProviderConfig::Other {
-                plugin_name: "mesh_ca".into(),
+                plugin_name: "spiffe".into(),
                 config: json!({"addr": "istiod:15012"})
             }
         );

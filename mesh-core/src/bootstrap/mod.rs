@@ -16,6 +16,7 @@
 mod builder;
 mod certs;
 mod error;
+mod mesh_ca;
 mod names;
 mod node;
 mod parse;
@@ -33,6 +34,11 @@ use crate::resource::{AtField, FieldError};
 pub use self::builder::BootstrapBuilder;
 pub use self::certs::{CertificateProviderConfig, FILE_WATCHER, FileWatcher};
 pub use self::error::{BootstrapError, BootstrapErrorKind};
+pub use self::mesh_ca::{
+    DEFAULT_CERTIFICATE_LIFETIME, DEFAULT_RENEWAL_GRACE_RATIO, DEFAULT_RENEWAL_JITTER_RATIO,
+    DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRY_INITIAL_BACKOFF, DEFAULT_RETRY_MAX_BACKOFF, KeyType,
+    MESH_CA, MeshCa,
+};
 pub use self::names::Authority;
 pub use self::node::{CLIENT_FEATURES, Node, USER_AGENT_NAME};
 pub use self::server::{ChannelCreds, ServerFeatures, TlsCreds, XdsServer};

@@ -75,6 +75,9 @@ pub struct TlsConnector {
     inner: Arc<dyn Connector>,
     tls: tokio_rustls::TlsConnector,
     sni: Option<ServerName<'static>>,
+    /// The client certificate's provider, to fail early, naming it, while
+    /// it has no certificate yet (`mesh_ca` before its first one).
+    identity: Option<CertificateProvider>,
 }
 
 impl TlsConnector {
@@ -95,7 +98,13 @@ impl TlsConnector {
                 )
             })?)
         };
-        Ok(Self::new(client_config(ctx, registry)?, sni))
+        let mut connector = Self::new(client_config(ctx, registry)?, sni);
+        connector.identity = ctx
+            .identity
+            .as_ref()
+            .map(|i| registry.get(&i.instance_name))
+            .transpose()?;
+        Ok(connector)
     }
 
     /// A connector with a ready config, sending `sni` if given (else no
@@ -106,6 +115,7 @@ impl TlsConnector {
             inner: Arc::new(TcpConnector),
             tls: tokio_rustls::TlsConnector::from(config),
             sni,
+            identity: None,
         }
     }
 
@@ -118,6 +128,13 @@ impl TlsConnector {
 
 impl Connector for TlsConnector {
     fn connect(&self, address: SocketAddr) -> ConnectFuture {
+        if let Some(reason) = self.identity.as_ref().and_then(|p| p.pending_reason()) {
+            let e = TlsError::new(
+                TlsErrorKind::MissingMaterial,
+                format!("TLS handshake with {address} not attempted: {reason}"),
+            );
+            return Box::pin(async move { Err(std::io::Error::other(e)) });
+        }
         let tcp = self.inner.connect(address);
         let tls = self.tls.clone();
         let name = self

@@ -15,8 +15,9 @@
 //! so a rotation reaches new handshakes and leaves established connections
 //! alone. A cluster or filter chain without a TLS context is plaintext
 //! (no TLS is layered at all); that choice is the caller's. Not here:
-//! authorization (the RBAC layer reads [`PeerIdentity`]), and the CA client
-//! plugin.
+//! authorization (the RBAC layer reads [`PeerIdentity`]). The `mesh_ca`
+//! plugin ([`MeshCaProvider`]) fetches certificates through
+//! `mesh_core::ca_client`.
 //!
 //! The crypto is *ring*'s, via rustls's `ring` provider; no process-wide
 //! default provider is installed or needed.
@@ -39,7 +40,9 @@ pub use self::client::TlsConnector;
 pub use self::error::{TlsError, TlsErrorKind};
 pub use self::identity::PeerIdentity;
 pub use self::material::CertifiedMaterial;
-pub use self::provider::{CertificateProvider, FileWatcherProvider, ProviderRegistry};
+pub use self::provider::{
+    CertificateProvider, FileWatcherProvider, MeshCaProvider, ProviderRegistry, ProviderStatus,
+};
 pub use self::server::{TlsAcceptor, accept};
 
 /// The crypto provider every config here uses (ring), built once.
@@ -49,7 +52,10 @@ pub(crate) fn crypto() -> Arc<CryptoProvider> {
 }
 
 fn require_identity(p: &CertificateProvider) -> Result<(), TlsError> {
-    if p.current().identity().is_none() {
+    // A provider that fetches its certificate (mesh_ca) may not have one
+    // yet: the config is built anyway, and handshakes fail naming the
+    // provider until the certificate arrives.
+    if p.current().identity().is_none() && p.status().is_none() {
         return Err(TlsError::new(
             TlsErrorKind::MissingMaterial,
             format!(

@@ -85,6 +85,9 @@ pub fn server_config_from(
 #[derive(Clone)]
 pub struct TlsAcceptor {
     inner: tokio_rustls::TlsAcceptor,
+    /// The server certificate's provider, to refuse early, naming it,
+    /// while it has no certificate yet (`mesh_ca` before its first one).
+    identity: Option<CertificateProvider>,
 }
 
 impl TlsAcceptor {
@@ -93,13 +96,16 @@ impl TlsAcceptor {
         ctx: &DownstreamTlsContext,
         registry: &ProviderRegistry,
     ) -> Result<Self, TlsError> {
-        Ok(Self::new(server_config(ctx, registry)?))
+        let mut acceptor = Self::new(server_config(ctx, registry)?);
+        acceptor.identity = Some(registry.get(&ctx.identity.instance_name)?);
+        Ok(acceptor)
     }
 
     /// An acceptor with a ready config.
     pub fn new(config: Arc<ServerConfig>) -> Self {
         TlsAcceptor {
             inner: tokio_rustls::TlsAcceptor::from(config),
+            identity: None,
         }
     }
 }
@@ -123,6 +129,12 @@ pub async fn accept<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
+    if let Some(reason) = acceptor.identity.as_ref().and_then(|p| p.pending_reason()) {
+        return Err(TlsError::new(
+            TlsErrorKind::MissingMaterial,
+            format!("TLS handshake refused: {reason}"),
+        ));
+    }
     let stream = acceptor.inner.accept(io).await.map_err(|e| {
         TlsError::new(
             TlsErrorKind::Handshake,

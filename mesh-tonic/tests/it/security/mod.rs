@@ -53,6 +53,8 @@ use tonic::{Code, Status};
 use crate::server::{CONVERGE, TEMPLATE};
 
 mod authz;
+mod grpcio;
+mod mesh_ca;
 mod mtls;
 mod rotation;
 
@@ -266,6 +268,16 @@ struct Setup<'a> {
 
 impl Mesh {
     async fn start(setup: Setup<'_>) -> Mesh {
+        let secret = setup.server_secret;
+        Self::start_with_bootstrap(setup, |ads| bootstrap(ads, "secure-server", secret)).await
+    }
+
+    /// Like [`Mesh::start`], with the server's bootstrap from
+    /// `server_bootstrap` (for providers other than a [`Secret`]'s).
+    async fn start_with_bootstrap(
+        setup: Setup<'_>,
+        server_bootstrap: impl FnOnce(&TestAdsServer) -> Bootstrap,
+    ) -> Mesh {
         let ads = TestAdsServer::start().await;
         let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = tcp.local_addr().unwrap();
@@ -312,7 +324,7 @@ impl Mesh {
             .service(routes);
         let (serving_tx, serving_rx) = tokio::sync::watch::channel(false);
         let mut server = XdsServer::builder()
-            .bootstrap(bootstrap(&ads, "secure-server", setup.server_secret))
+            .bootstrap(server_bootstrap(&ads))
             .drain_grace(Duration::from_secs(1))
             .on_serving_mode_change(move |mode, _| {
                 serving_tx.send_replace(mode == ServingMode::Serving);

@@ -7,10 +7,14 @@
 //! reaches the next handshake and leaves established connections alone.
 //! [`FileWatcherProvider`] is the `file_watcher` plugin;
 //! [`ProviderRegistry`] starts providers on first use from the bootstrap's
-//! `certificate_providers`. Other plugins (e.g. a CA client) publish through
+//! `certificate_providers`. [`MeshCaProvider`] is the `mesh_ca` plugin,
+//! which fetches its certificate from the mesh's CA: such providers start
+//! without an identity and report how they are doing as a
+//! [`ProviderStatus`]. Other plugins publish through
 //! [`CertificateProvider::from_watch`].
 
 mod file_watcher;
+pub mod mesh_ca;
 mod registry;
 
 use std::fmt;
@@ -19,6 +23,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 pub use self::file_watcher::FileWatcherProvider;
+pub use self::mesh_ca::MeshCaProvider;
 pub use self::registry::ProviderRegistry;
 use super::material::CertifiedMaterial;
 
@@ -34,6 +39,8 @@ pub struct CertificateProvider {
 struct Handle {
     name: Arc<str>,
     material: watch::Receiver<Arc<CertifiedMaterial>>,
+    /// Set for providers that obtain their material asynchronously.
+    status: Option<watch::Receiver<ProviderStatus>>,
     /// Whatever keeps the provider's publisher alive (a task guard).
     _guard: Guard,
 }
@@ -51,9 +58,55 @@ impl CertificateProvider {
             inner: Arc::new(Handle {
                 name: name.into(),
                 material,
+                status: None,
                 _guard: Guard(Box::new(guard)),
             }),
         }
+    }
+
+    /// Like [`from_watch`](Self::from_watch), for a provider that obtains
+    /// its material asynchronously (e.g. from a CA) and publishes how that
+    /// goes on `status`. Until it has an identity, TLS configs naming it
+    /// can still be built; handshakes needing its certificate fail with
+    /// [`pending_reason`](Self::pending_reason).
+    pub fn from_watch_with_status(
+        name: impl Into<Arc<str>>,
+        material: watch::Receiver<Arc<CertifiedMaterial>>,
+        status: watch::Receiver<ProviderStatus>,
+        guard: impl Send + Sync + 'static,
+    ) -> Self {
+        CertificateProvider {
+            inner: Arc::new(Handle {
+                name: name.into(),
+                material,
+                status: Some(status),
+                _guard: Guard(Box::new(guard)),
+            }),
+        }
+    }
+
+    /// How an asynchronous provider is doing; `None` for providers that
+    /// load their material synchronously (`file_watcher`, fixed).
+    pub fn status(&self) -> Option<ProviderStatus> {
+        self.inner.status.as_ref().map(|s| s.borrow().clone())
+    }
+
+    /// Why this provider cannot present a certificate yet: `Some` while an
+    /// asynchronous provider has no identity, with its last error if any.
+    pub fn pending_reason(&self) -> Option<String> {
+        let status = self.inner.status.as_ref()?;
+        if self.current().identity().is_some() {
+            return None;
+        }
+        let status = status.borrow();
+        Some(format!(
+            "certificate provider instance {:?} has no certificate yet: {}",
+            self.name(),
+            status
+                .last_error
+                .as_deref()
+                .unwrap_or("the first request is in progress")
+        ))
     }
 
     /// A provider whose material never changes.
@@ -83,6 +136,18 @@ impl CertificateProvider {
     pub(crate) fn downgrade(&self) -> WeakProvider {
         WeakProvider(Arc::downgrade(&self.inner))
     }
+}
+
+/// How a provider that fetches its material (`mesh_ca`) is doing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProviderStatus {
+    /// The last attempt's error, naming the instance; `None` once an
+    /// attempt succeeds.
+    pub last_error: Option<Arc<str>>,
+    /// How many certificates it has obtained (renewals are this minus one).
+    pub issued: u64,
+    /// How many attempts have failed in total.
+    pub failures: u64,
 }
 
 /// A [`CertificateProvider`] that does not keep it alive (the registry's

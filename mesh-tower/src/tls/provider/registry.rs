@@ -15,6 +15,7 @@ use std::time::Duration;
 use mesh_core::bootstrap::{Bootstrap, CertificateProviderConfig};
 
 use super::file_watcher::{DEFAULT_CHANGE_POLL, FileWatcherProvider};
+use super::mesh_ca::MeshCaProvider;
 use super::{CertificateProvider, WeakProvider};
 use crate::tls::error::{TlsError, TlsErrorKind};
 
@@ -60,7 +61,8 @@ impl ProviderRegistry {
 
     /// The provider instance `name`, started if it is not running. Errors
     /// name the instance: unknown, a plugin mesh cannot run, or files that
-    /// cannot be loaded.
+    /// cannot be loaded. A `mesh_ca` instance returns at once, before its
+    /// first certificate arrives (see [`CertificateProvider::status`]).
     ///
     /// Must be called within a tokio runtime.
     pub fn get(&self, name: &str) -> Result<CertificateProvider, TlsError> {
@@ -85,12 +87,13 @@ impl ProviderRegistry {
             CertificateProviderConfig::FileWatcher(f) => FileWatcherProvider::new(name, f.clone())
                 .change_poll(self.change_poll)
                 .start()?,
+            CertificateProviderConfig::MeshCa(m) => MeshCaProvider::new(name, m.clone()).start()?,
             other => {
                 return Err(TlsError::new(
                     TlsErrorKind::UnsupportedPlugin,
                     format!(
                         "certificate provider instance {name:?} uses plugin {:?}, which mesh \
-                         cannot run (supported: file_watcher)",
+                         cannot run (supported: file_watcher, mesh_ca)",
                         other.plugin_name()
                     ),
                 ));
