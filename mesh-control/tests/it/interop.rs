@@ -3,104 +3,22 @@
 //! config mesh-control translated from Istio YAML to TestService backends
 //! on loopback.
 //!
-//! grpcio and grpcio-tools are installed (pinned) into a venv under
-//! `target/interop-venv`; stubs are generated into `target/interop-stubs`.
-//! When that is impossible the test is skipped loudly, unless
-//! `MESH_REQUIRE_PEERS=1`, which makes it fail.
+//! The Python side comes from [`mesh_core::testing::python`]: pinned
+//! grpcio in `target/interop-venv`, generated stubs. When that is
+//! impossible the test is skipped loudly, unless `MESH_REQUIRE_PEERS=1`,
+//! which makes it fail.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
+use std::sync::Arc;
 
 use mesh_control::server::{ControlPlane, RunningControlPlane};
+use mesh_core::testing::python::{self, Python};
 use mesh_core::testing::test_service::{RunningBackend, TestServiceBackend};
 use serde_json::Value;
 
-const GRPCIO: &str = "1.76.0";
 const HOST: &str = "echo.default.svc.cluster.local";
 const PORT: u16 = 7070;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_owned()
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target"))
-}
-
-/// A ready Python: the venv's interpreter and the generated stubs.
-struct Python {
-    exe: PathBuf,
-    stubs: PathBuf,
-}
-
-fn run(cmd: &mut Command) -> Result<String, String> {
-    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{cmd:?} failed: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Creates the venv and installs the pinned packages (idempotent), then
-/// generates the stubs.
-fn setup_python() -> Result<Python, String> {
-    let venv = target_dir().join("interop-venv");
-    let exe = venv.join("bin").join("python");
-    if !exe.exists() {
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    }
-    let check =
-        format!("import grpc, grpc_tools; assert grpc.__version__ == '{GRPCIO}', grpc.__version__");
-    if run(Command::new(&exe).args(["-c", &check])).is_err() {
-        run(Command::new(&exe).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            &format!("grpcio=={GRPCIO}"),
-            &format!("grpcio-tools=={GRPCIO}"),
-        ]))?;
-    }
-    // The protos' Python modules would be `grpc.testing.*`, which the
-    // installed `grpc` package shadows; they are generated as `meshtest.*`
-    // instead (the proto package, and so the wire names, are unchanged).
-    let stubs = target_dir().join("interop-stubs");
-    let protos = stubs.join("proto").join("meshtest");
-    std::fs::create_dir_all(&protos).map_err(|e| e.to_string())?;
-    let src = workspace().join("mesh-core/proto/grpc/testing");
-    let files = ["empty.proto", "messages.proto", "test.proto"];
-    for f in files {
-        let text = std::fs::read_to_string(src.join(f)).map_err(|e| format!("{f}: {e}"))?;
-        std::fs::write(
-            protos.join(f),
-            text.replace("\"grpc/testing/", "\"meshtest/"),
-        )
-        .map_err(|e| e.to_string())?;
-    }
-    let mut protoc = Command::new(&exe);
-    protoc
-        .args(["-m", "grpc_tools.protoc", "-I"])
-        .arg(stubs.join("proto"))
-        .arg(format!("--python_out={}", stubs.display()))
-        .arg(format!("--grpc_python_out={}", stubs.display()));
-    for f in files {
-        protoc.arg(format!("meshtest/{f}"));
-    }
-    run(&mut protoc)?;
-    std::fs::write(stubs.join("meshtest").join("__init__.py"), "").map_err(|e| e.to_string())?;
-    Ok(Python { exe, stubs })
-}
 
 /// Results of one client run.
 #[derive(Debug)]
@@ -110,38 +28,34 @@ struct Outcome {
     errors: BTreeMap<String, u64>,
 }
 
-impl Python {
-    /// Runs the client with the bootstrap at `bootstrap` (blocking: call it
-    /// from `spawn_blocking`, the control plane runs on the runtime).
-    fn client(&self, bootstrap: &Path, rpcs: u32, metadata: &[&str]) -> Outcome {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/xds_client.py");
-        let mut cmd = Command::new(&self.exe);
-        cmd.arg(script)
-            .arg("--target")
-            .arg(format!("xds:///{HOST}:{PORT}"))
-            .arg("--stubs")
-            .arg(&self.stubs)
-            .arg("--num-rpcs")
-            .arg(rpcs.to_string())
-            .env("GRPC_XDS_BOOTSTRAP", bootstrap)
-            .env_remove("GRPC_XDS_BOOTSTRAP_CONFIG");
-        for m in metadata {
-            cmd.arg("--metadata").arg(m);
-        }
-        let out = run(&mut cmd).unwrap_or_else(|e| panic!("python client: {e}"));
-        let v: Value = serde_json::from_str(out.trim()).expect("client prints JSON");
-        let map = |k: &str| {
-            v[k].as_object()
-                .unwrap()
-                .iter()
-                .map(|(k, n)| (k.clone(), n.as_u64().unwrap()))
-                .collect()
-        };
-        Outcome {
-            ok: v["ok"].as_u64().unwrap(),
-            by_host: map("by_host"),
-            errors: map("errors"),
-        }
+/// Runs the client with the bootstrap at `bootstrap` (blocking: call it
+/// from `spawn_blocking`, the control plane runs on the runtime).
+fn client(py: &Python, bootstrap: &Path, rpcs: u32, metadata: &[&str]) -> Outcome {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/xds_client.py");
+    let mut cmd = py.script(&script);
+    cmd.arg("--target")
+        .arg(format!("xds:///{HOST}:{PORT}"))
+        .arg("--stubs")
+        .arg(&py.stubs)
+        .arg("--num-rpcs")
+        .arg(rpcs.to_string())
+        .env("GRPC_XDS_BOOTSTRAP", bootstrap);
+    for m in metadata {
+        cmd.arg("--metadata").arg(m);
+    }
+    let out = python::run(&mut cmd).unwrap_or_else(|e| panic!("python client: {e}"));
+    let v: Value = serde_json::from_str(out.trim()).expect("client prints JSON");
+    let map = |k: &str| {
+        v[k].as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, n)| (k.clone(), n.as_u64().unwrap()))
+            .collect()
+    };
+    Outcome {
+        ok: v["ok"].as_u64().unwrap(),
+        by_host: map("by_host"),
+        errors: map("errors"),
     }
 }
 
@@ -219,7 +133,7 @@ async fn apply(cp: &RunningControlPlane, yaml: &str) {
 /// Runs the client until `accept` holds (at most `tries` runs): results
 /// converge once every subchannel is connected.
 async fn converge(
-    py: &std::sync::Arc<Python>,
+    py: &Arc<Python>,
     bootstrap: &Path,
     rpcs: u32,
     metadata: &'static [&'static str],
@@ -229,7 +143,7 @@ async fn converge(
     let mut last = None;
     for _ in 0..tries {
         let (py, b) = (py.clone(), bootstrap.to_owned());
-        let o = tokio::task::spawn_blocking(move || py.client(&b, rpcs, metadata))
+        let o = tokio::task::spawn_blocking(move || client(&py, &b, rpcs, metadata))
             .await
             .unwrap();
         if accept(&o) {
@@ -246,15 +160,8 @@ fn share(o: &Outcome, host: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpcio_client_through_mesh_control() {
-    let py = match tokio::task::spawn_blocking(setup_python).await.unwrap() {
-        Ok(py) => std::sync::Arc::new(py),
-        Err(e) => {
-            if std::env::var("MESH_REQUIRE_PEERS").as_deref() == Ok("1") {
-                panic!("MESH_REQUIRE_PEERS=1 but grpcio is unavailable: {e}");
-            }
-            eprintln!("SKIPPED interop test: cannot set up grpcio {GRPCIO}: {e}");
-            return;
-        }
+    let Some(py) = python::peer_or_skip("grpcio_client_through_mesh_control").await else {
+        return;
     };
     let mut backends = Vec::new();
     for i in 0..3 {

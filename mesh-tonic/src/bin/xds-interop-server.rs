@@ -10,7 +10,11 @@
 //!   TestService, health, XdsUpdateHealthService and CSDS.
 //! - `--secure_mode=true`: an xDS-enabled server (A36) on `--port` serving
 //!   TestService, configured from the bootstrap in the environment
-//!   (`GRPC_XDS_BOOTSTRAP` / `GRPC_XDS_BOOTSTRAP_CONFIG`), and a plain
+//!   (`GRPC_XDS_BOOTSTRAP` / `GRPC_XDS_BOOTSTRAP_CONFIG`) with xDS
+//!   credentials: TLS (mTLS when the chain requires client certificates)
+//!   on filter chains with a `DownstreamTlsContext`, certificates from the
+//!   bootstrap's `certificate_providers`, plaintext on chains without one;
+//!   RBAC per chain. And a plain
 //!   maintenance server on `--maintenance_port` with health,
 //!   XdsUpdateHealthService and CSDS (the server's xDS client).
 //!

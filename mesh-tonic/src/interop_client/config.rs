@@ -108,8 +108,9 @@ pub struct ClientConfig {
     pub num_channels: usize,
     /// `--rpc`, `--metadata`, `--rpc_timeout_sec`.
     pub rpc: RpcConfig,
-    /// `--secure_mode`: ask for xDS credentials (not yet supported by
-    /// mesh's channels: plaintext, with a warning).
+    /// `--secure_mode`: xDS credentials (TLS from the clusters'
+    /// `UpstreamTlsContext`s, plaintext fallback); `false`: insecure
+    /// credentials (plaintext, TLS contexts ignored).
     pub secure_mode: bool,
     /// `--print_response`: print every response on stdout.
     pub print_response: bool,

@@ -10,11 +10,17 @@
 //! LoadBalancerStatsService, XdsUpdateClientConfigureService and CSDS over
 //! the channels' shared xDS client.
 //!
-//! Not here: channelz (tonic has none), xDS credentials (`--secure_mode`
-//! is accepted and warned about; channels are plaintext until mesh's
-//! client TLS arrives).
+//! Credentials: with `--secure_mode=true`, xDS credentials: a cluster
+//! with an `UpstreamTlsContext` is reached over TLS with the certificates
+//! of the bootstrap's `certificate_providers` (one registry shared by every
+//! channel), a cluster without one in plaintext (the fallback). With
+//! `--secure_mode=false`, insecure credentials: plaintext, the TLS
+//! contexts ignored (`insecure`), as gRPC clients do.
+//!
+//! Not here: channelz (tonic has none).
 
 pub mod config;
+mod insecure;
 mod rpc;
 mod service;
 pub mod stats;
@@ -101,9 +107,12 @@ pub async fn start(config: ClientConfig) -> Result<RunningClient, StartError> {
         None => mesh_core::bootstrap::Bootstrap::from_env()
             .map_err(|e| StartError::Bootstrap(e.to_string()))?,
     };
-    if config.secure_mode {
-        tracing::warn!("--secure_mode: xDS credentials are not supported yet; using plaintext");
-    }
+    let credentials = if config.secure_mode {
+        // One provider instance per bootstrap entry for the whole process.
+        rpc::Credentials::Xds(mesh_tower::discovery::shared_tls_registry(&bootstrap))
+    } else {
+        rpc::Credentials::Insecure
+    };
     let (failure_tx, failure) = watch::channel(None);
     let shared = Arc::new(Shared {
         stats: Stats::new(),
@@ -159,6 +168,7 @@ pub async fn start(config: ClientConfig) -> Result<RunningClient, StartError> {
             config.server.clone(),
             bootstrap.clone(),
             config.seed,
+            credentials.clone(),
         )));
     }
     tasks.push(tokio::spawn(rpc::run(

@@ -17,6 +17,8 @@ use mesh_core::testing::proto::grpc_testing::load_balancer_stats_response::{
 };
 use mesh_core::testing::proto::grpc_testing::test_service_client::TestServiceClient;
 use mesh_core::testing::proto::grpc_testing::{Empty, Payload, PayloadType, SimpleRequest};
+use mesh_tower::discovery::DiscoveryOptions;
+use mesh_tower::tls::ProviderRegistry;
 use tokio::sync::{OnceCell, watch};
 use tokio::time::MissedTickBehavior;
 use tonic::metadata::{KeyAndValueRef, MetadataMap};
@@ -25,6 +27,7 @@ use tonic::{Code, Request};
 use super::config::{RpcConfig, RpcType};
 use super::stats::{Outcome, Stats};
 use crate::Channel;
+use crate::channel::DEFAULT_CONFIG_TIMEOUT;
 
 /// The response header naming the backend.
 const HOSTNAME: &str = "hostname";
@@ -49,16 +52,51 @@ pub(crate) struct Shared {
 /// A channel that may not be connected yet.
 pub(crate) type Slot = Arc<OnceCell<Channel>>;
 
-/// Connects `slot` in the background, retrying until it succeeds.
-pub(crate) async fn connect(slot: Slot, target: String, bootstrap: Bootstrap, seed: Option<u64>) {
+/// How a channel treats the clusters' TLS contexts (`--secure_mode`).
+#[derive(Clone)]
+pub(crate) enum Credentials {
+    /// xDS credentials: TLS where the cluster has an `UpstreamTlsContext`
+    /// (certificates from the bootstrap's providers), plaintext otherwise.
+    Xds(Arc<ProviderRegistry>),
+    /// Insecure: plaintext, TLS contexts ignored.
+    Insecure,
+}
+
+/// Connects `slot` in the background, retrying until it succeeds; with
+/// insecure credentials, then keeps feeding the channel its config.
+pub(crate) async fn connect(
+    slot: Slot,
+    target: String,
+    bootstrap: Bootstrap,
+    seed: Option<u64>,
+    credentials: Credentials,
+) {
     loop {
-        let mut builder = Channel::builder(target.clone()).bootstrap(bootstrap.clone());
-        if let Some(seed) = seed {
-            builder = builder.seed(seed);
-        }
-        match builder.connect().await {
-            Ok(channel) => {
+        let attempt = match &credentials {
+            Credentials::Xds(registry) => {
+                let mut builder = Channel::builder(target.clone())
+                    .bootstrap(bootstrap.clone())
+                    .discovery_options(DiscoveryOptions {
+                        tls_registry: Some(Arc::clone(registry)),
+                        ..Default::default()
+                    });
+                if let Some(seed) = seed {
+                    builder = builder.seed(seed);
+                }
+                builder.connect().await.map(|c| (c, None))
+            }
+            Credentials::Insecure => {
+                super::insecure::connect(&target, &bootstrap, seed, DEFAULT_CONFIG_TIMEOUT)
+                    .await
+                    .map(|(c, follow)| (c, Some(follow)))
+            }
+        };
+        match attempt {
+            Ok((channel, follow)) => {
                 let _ = slot.set(channel);
+                if let Some(follow) = follow {
+                    follow.await;
+                }
                 return;
             }
             Err(e) => {

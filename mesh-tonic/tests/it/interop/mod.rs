@@ -17,6 +17,7 @@ mod control;
 mod failover;
 mod resilience;
 mod routing;
+mod security;
 
 use std::collections::HashMap;
 use std::future::Future;
