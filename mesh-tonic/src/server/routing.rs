@@ -5,6 +5,9 @@
 //!
 //! Refusals never reach the service: gRPC calls get a Trailers-Only
 //! UNAVAILABLE, or PERMISSION_DENIED from RBAC (see [`super::reject`]).
+//! A gRPC call's `grpc-timeout` is enforced as tonic's own server does:
+//! when it passes before the service answers, the handler is dropped and
+//! the caller gets DEADLINE_EXCEEDED.
 //! Every request that passes carries the connection in its extensions:
 //! [`ConnectionInfo`], tonic's `TcpConnectInfo`, mesh-tower's
 //! [`ConnectionFacts`], and the client's verified [`PeerIdentity`] on an
@@ -25,8 +28,10 @@ use mesh_core::resource::listener::{FilterChain, RouteSource};
 use mesh_core::resource::route::{Route, RouteAction, RouteConfig, VirtualHost};
 use mesh_core::watch::ServerConfig;
 use mesh_tower::authz::{self, ConnectionFacts, Inbound};
+use mesh_tower::timeout::{GRPC_TIMEOUT, parse_grpc_timeout};
 use mesh_tower::tls::PeerIdentity;
 use pin_project_lite::pin_project;
+use tokio::time::Sleep;
 use tonic::Code;
 use tonic::transport::server::TcpConnectInfo;
 use tower::Service;
@@ -303,8 +308,14 @@ where
         if let Some(identity) = &self.conn.identity {
             parts.extensions.insert(identity.clone());
         }
+        let deadline = parts
+            .headers
+            .get(GRPC_TIMEOUT)
+            .and_then(|v| parse_grpc_timeout(v.as_bytes()))
+            .map(tokio::time::sleep);
         RoutingFuture::Inner {
             fut: self.inner.call(Request::from_parts(parts, body)),
+            deadline,
         }
     }
 }
@@ -314,7 +325,13 @@ pin_project! {
     #[project = RoutingProj]
     pub(crate) enum RoutingFuture<F> {
         Refused { response: Option<Response<Full<Bytes>>> },
-        Inner { #[pin] fut: F },
+        Inner {
+            #[pin]
+            fut: F,
+            // The caller's `grpc-timeout`, until the response headers.
+            #[pin]
+            deadline: Option<Sleep>,
+        },
     }
 }
 
@@ -330,8 +347,19 @@ where
                 let r = response.take().expect("polled after completion");
                 Poll::Ready(Ok(r.map(Either::Right)))
             }
-            RoutingProj::Inner { fut } => {
-                fut.poll(cx).map(|r| r.map(|resp| resp.map(Either::Left)))
+            RoutingProj::Inner { fut, deadline } => {
+                if let Poll::Ready(r) = fut.poll(cx) {
+                    return Poll::Ready(r.map(|resp| resp.map(Either::Left)));
+                }
+                match deadline.as_pin_mut().map(|d| d.poll(cx)) {
+                    Some(Poll::Ready(())) => Poll::Ready(Ok(refuse(
+                        true,
+                        Code::DeadlineExceeded,
+                        "deadline exceeded before the server answered",
+                    )
+                    .map(Either::Right))),
+                    _ => Poll::Pending,
+                }
             }
         }
     }

@@ -305,6 +305,58 @@ async fn connections_without_a_matching_chain_are_closed() {
     f.shutdown().await;
 }
 
+/// Sends an empty UnaryCall over a bare HTTP/2 connection and returns the
+/// `grpc-status` of its Trailers-Only answer, if it was one.
+async fn raw_unary_status(addr: SocketAddr, metadata: &[(&str, &str)]) -> Option<String> {
+    use http_body_util::Full;
+    let io = hyper_util::rt::TokioIo::new(tokio::net::TcpStream::connect(addr).await.ok()?);
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+            .await
+            .ok()?;
+    tokio::spawn(conn);
+    let mut req = http::Request::post(format!("http://{addr}/grpc.testing.TestService/UnaryCall"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    for (k, v) in metadata {
+        req = req.header(*k, *v);
+    }
+    // One empty message: no compression, length 0.
+    let body = Full::new(bytes::Bytes::from_static(&[0, 0, 0, 0, 0]));
+    let res = send.send_request(req.body(body).unwrap()).await.ok()?;
+    let status = res.headers().get("grpc-status")?;
+    Some(status.to_str().ok()?.to_owned())
+}
+
+#[tokio::test]
+async fn the_callers_grpc_timeout_is_enforced() {
+    let f = Fixture::start().await;
+    f.set_listener(server_listener(&f.name, f.addr, None));
+    let mut client = f.client();
+    call_until(&mut client, "served", Result::is_ok)
+        .await
+        .unwrap();
+    // The handler sleeps 1 s; the caller allows 100 ms. tonic's client
+    // enforces `grpc-timeout` itself, so a bare HTTP/2 client sends the
+    // RPC: the answer must be the server's.
+    let status = raw_unary_status(
+        f.addr,
+        &[("rpc-behavior", "sleep-1"), ("grpc-timeout", "100m")],
+    )
+    .await;
+    assert_eq!(
+        status.as_deref(),
+        Some("4"),
+        "DEADLINE_EXCEEDED from the server"
+    );
+    // A timeout the handler meets is no problem.
+    let mut req = tonic::Request::new(SimpleRequest::default());
+    req.metadata_mut()
+        .insert("grpc-timeout", "10S".parse().unwrap());
+    client.unary_call(req).await.unwrap();
+    f.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_listener_change_drains_in_flight_rpcs() {
     let f = Fixture::start().await;
