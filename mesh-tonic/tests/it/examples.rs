@@ -210,3 +210,41 @@ fn axum_http() {
     let tester = block(&out, "== 2. Header-based routing");
     assert!(tester.iter().all(|l| l.contains("catalog v2")), "{out}");
 }
+
+#[test]
+fn mtls() {
+    // The example checks every step itself and exits non-zero on a miss;
+    // this checks that each step ran and says what it claims.
+    let out = run("mtls");
+    assert_contains(
+        &out,
+        &[
+            "== 1. PERMISSIVE",
+            "[echo] new peer: no certificate (plaintext)",
+            "== 2. mTLS on",
+            "[echo] new peer: spiffe://cluster.local/ns/default/sa/client",
+            "[echo] new peer: spiffe://cluster.local/ns/default/sa/other",
+            "== 3. AuthorizationPolicy",
+            "× PERMISSION_DENIED",
+            "== 4. Certificate rotation under traffic",
+            "0 failed",
+            "✓ rotated under traffic without a failed RPC",
+            "== Done ==",
+        ],
+    );
+    let strict = block(&out, "== 2. mTLS on");
+    assert!(
+        strict
+            .iter()
+            .any(|l| l.starts_with("   legacy") && !l.contains("× OK")),
+        "{out}"
+    );
+    let authz = block(&out, "== 3. AuthorizationPolicy");
+    assert!(
+        authz
+            .iter()
+            .any(|l| l.starts_with("   other") && l.contains("× PERMISSION_DENIED")),
+        "{out}"
+    );
+    assert_eq!(out.matches("✓").count(), 4, "{out}");
+}
