@@ -164,15 +164,21 @@ async fn wait_ready(shared: &Arc<Shared>, failures: u64) -> Result<Arc<Slot>, Bo
     }
 }
 
-/// A hyper error as a `Status`: tonic's mapping of HTTP/2 resets, with
-/// transport failures (no gRPC answer) as UNAVAILABLE; the hyper error
-/// stays reachable as the source.
+/// A hyper error as a `Status`. An RST_STREAM the peer sent maps as gRPC's
+/// HTTP/2 spec says (tonic's mapping: REFUSED_STREAM is UNAVAILABLE,
+/// CANCEL is CANCELLED, ...); anything that broke the connection (I/O,
+/// GOAWAY, a peer that does not speak HTTP/2, such as a TLS server hit in
+/// plaintext) is UNAVAILABLE, as in every gRPC implementation. The hyper
+/// error stays reachable as the source.
 pub(super) fn transport_error(address: SocketAddr, e: hyper::Error) -> BoxError {
     let e = Arc::new(e);
-    let code = Status::from_error(Box::new(SharedError(Arc::clone(&e)))).code();
-    let code = match code {
-        Code::Unknown | Code::Cancelled => Code::Unavailable,
-        c => c,
+    let code = if stream_reset_by_peer(&e) {
+        match Status::from_error(Box::new(SharedError(Arc::clone(&e)))).code() {
+            Code::Unknown => Code::Unavailable,
+            c => c,
+        }
+    } else {
+        Code::Unavailable
     };
     let mut msg = format!("endpoint {address}: {e}");
     let mut src = std::error::Error::source(&*e);
@@ -184,6 +190,18 @@ pub(super) fn transport_error(address: SocketAddr, e: hyper::Error) -> BoxError 
     let mut status = Status::new(code, msg);
     status.set_source(e);
     Box::new(status)
+}
+
+/// Whether the peer reset this one stream (the connection is fine).
+fn stream_reset_by_peer(e: &hyper::Error) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = src {
+        if let Some(h2) = err.downcast_ref::<h2::Error>() {
+            return h2.is_reset() && h2.is_remote();
+        }
+        src = err.source();
+    }
+    false
 }
 
 #[derive(Debug)]

@@ -273,21 +273,15 @@ async fn window(client: &Client) -> (MethodStats, MethodStats) {
     (d(RpcType::UnaryCall), d(RpcType::EmptyCall))
 }
 
-/// Some RPCs completed in `m`, all with `code`. [`REFUSED`] stands for a
-/// connection the server's TLS refused to a plaintext client: UNAVAILABLE,
-/// or INTERNAL, which mesh-tower's endpoint reports for the HTTP/2 error
-/// the TLS alert causes (reported; gRPC reports UNAVAILABLE).
+/// Some RPCs completed in `m`, all with `code`.
 fn all(m: &MethodStats, code: Code) -> bool {
-    let n = if code == REFUSED {
-        count(m, Code::Unavailable) + count(m, Code::Internal)
-    } else {
-        count(m, code)
-    };
+    let n = count(m, code);
     n > 0 && completed(m) == n
 }
 
-/// See [`all`].
-const REFUSED: Code = Code::DataLoss;
+/// A connection the server's TLS refused to a plaintext client: the TLS
+/// alert breaks the HTTP/2 connection, which gRPC reports as UNAVAILABLE.
+const REFUSED: Code = Code::Unavailable;
 
 /// Polls until, over one window, every UnaryCall of `client` ended with
 /// `unary` and every EmptyCall with `empty`.
