@@ -73,6 +73,11 @@ pub struct DiscoveryOptions {
     /// clusters are unaffected). With mesh-tonic's channel, pass it in
     /// `ChannelBuilder::discovery_options`.
     pub tls_registry: Option<Arc<ProviderRegistry>>,
+    /// Insecure credentials: every cluster connects in plaintext and its
+    /// `UpstreamTlsContext` is ignored, as a gRPC channel built with
+    /// insecure credentials does. `false` (the default) is xDS credentials:
+    /// TLS where the cluster asks for it.
+    pub ignore_tls: bool,
 }
 
 impl std::fmt::Debug for DiscoveryOptions {
@@ -83,6 +88,7 @@ impl std::fmt::Debug for DiscoveryOptions {
             .field("balance", &self.balance)
             .field("seed", &self.seed)
             .field("tls_registry", &self.tls_registry.is_some())
+            .field("ignore_tls", &self.ignore_tls)
             .finish()
     }
 }

@@ -9,16 +9,19 @@ use std::sync::{Arc, Mutex, Weak};
 
 use mesh_core::bootstrap::{Bootstrap, CertificateProviderConfig};
 use mesh_core::resource::Cluster;
+use mesh_core::resource::cluster::UpstreamProtocol;
 use mesh_core::resource::tls::UpstreamTlsContext;
 
 use super::DiscoveryOptions;
 use crate::endpoint::Connector;
 use crate::tls::{ProviderRegistry, TlsConnector};
 
-/// A cluster's TLS connector and the context it was built from.
+/// A cluster's TLS connector and what it was built from.
 #[derive(Clone)]
 pub(super) struct ClusterTls {
     context: UpstreamTlsContext,
+    /// Its connections speak HTTP/1.1 (ALPN `http/1.1`), else HTTP/2.
+    http1: bool,
     pub(super) connector: Arc<dyn Connector>,
 }
 
@@ -30,10 +33,14 @@ pub(super) fn cluster_tls(
     cfg: &Cluster,
     prev: Option<&ClusterTls>,
 ) -> Result<Option<ClusterTls>, String> {
-    let Some(context) = &cfg.tls else {
+    let Some(context) = cfg.tls.as_ref().filter(|_| !options.ignore_tls) else {
         return Ok(None);
     };
-    if let Some(prev) = prev.filter(|p| p.context == *context) {
+    // ALPN offers the protocol the connections will speak: the cluster's
+    // for the HTTP client, always HTTP/2 for gRPC channels.
+    let http1 = options.connection.http_from_cluster
+        && cfg.upstream_http.protocol == UpstreamProtocol::Http1;
+    if let Some(prev) = prev.filter(|p| p.context == *context && p.http1 == http1) {
         return Ok(Some(prev.clone()));
     }
     let registry = options.tls_registry.as_ref().ok_or_else(|| {
@@ -44,8 +51,14 @@ pub(super) fn cluster_tls(
     let connector = TlsConnector::from_context(context, registry)
         .map_err(|e| format!("TLS: {e}"))?
         .with_inner(options.plain_connector(cfg));
+    let connector = if http1 {
+        connector.with_alpn(vec![b"http/1.1".to_vec()])
+    } else {
+        connector
+    };
     Ok(Some(ClusterTls {
         context: context.clone(),
+        http1,
         connector: Arc::new(connector),
     }))
 }

@@ -6,7 +6,7 @@
 //! and its SANs against `match_subject_alt_names` (see
 //! the verify module); the client certificate, when the context names an
 //! identity, is the identity provider's current one. ALPN offers `h2`
-//! only. Session resumption is off: a resumed session would skip the
+//! (`http/1.1` instead for HTTP/1.1 clusters: [`TlsConnector::with_alpn`]). Session resumption is off: a resumed session would skip the
 //! certificate checks, and so outlive a CA rotation; connections are
 //! long-lived HTTP/2, so resumption would save little.
 
@@ -122,6 +122,15 @@ impl TlsConnector {
     /// Runs TLS over `inner`'s streams instead of plain TCP.
     pub fn with_inner(mut self, inner: Arc<dyn Connector>) -> Self {
         self.inner = inner;
+        self
+    }
+
+    /// Offers `protocols` in ALPN instead of `h2` alone (`http/1.1` for a
+    /// cluster whose connections speak HTTP/1.1).
+    pub fn with_alpn(mut self, protocols: Vec<Vec<u8>>) -> Self {
+        let mut config = ClientConfig::clone(self.tls.config());
+        config.alpn_protocols = protocols;
+        self.tls = tokio_rustls::TlsConnector::from(Arc::new(config));
         self
     }
 }

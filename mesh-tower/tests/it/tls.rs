@@ -594,3 +594,43 @@ async fn contexts_naming_missing_or_unusable_providers_fail_with_the_instance_na
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn alpn_offers_what_the_connections_speak() {
+    let ca = TestCa::new("mesh root");
+    let (server_dir, client_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write_plain(server_dir.path(), &ca.leaf(&[ECHO]), &ca.pem());
+    write_plain(client_dir.path(), &ca.leaf(&[CLIENT]), &ca.pem());
+    let registry = ProviderRegistry::new(BTreeMap::from([
+        ("server".to_owned(), file_watcher(server_dir.path())),
+        ("client".to_owned(), file_watcher(client_dir.path())),
+    ]));
+    let (upstream, downstream) = contexts("client", "server");
+    // mesh's server offers both; the client's offer decides.
+    let acceptor = TlsAcceptor::from_context(&downstream, &registry).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (mut tls, _) = mesh_tower::tls::accept(&acceptor, tcp).await.unwrap();
+            let alpn = tls.get_ref().1.alpn_protocol().unwrap_or_default().to_vec();
+            tokio::io::AsyncWriteExt::write_all(&mut tls, &alpn)
+                .await
+                .unwrap();
+            tokio::io::AsyncWriteExt::shutdown(&mut tls).await.unwrap();
+        }
+    });
+    let negotiated = |connector: TlsConnector| async move {
+        let mut io = connector.connect(addr).await.unwrap();
+        let mut out = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut io, &mut out)
+            .await
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    let h2 = TlsConnector::from_context(&upstream, &registry).unwrap();
+    assert_eq!(negotiated(h2.clone()).await, "h2");
+    let http1 = h2.with_alpn(vec![b"http/1.1".to_vec()]);
+    assert_eq!(negotiated(http1).await, "http/1.1");
+}
