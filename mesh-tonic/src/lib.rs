@@ -1,7 +1,7 @@
 //! mesh for tonic and axum: `xds:` client channels ([`Channel`], a tonic
 //! `GrpcService`) in [`channel`], a plain-HTTP client for axum apps in
-//! [`http`], xDS-enabled servers (gRFC A36) in [`server`], the CSDS admin
-//! service (A40) in [`admin`], and gflags-style flag parsing for the
+//! [`http`], xDS-enabled servers (gRFC A36) in [`server`], the admin
+//! services (CSDS, A40; channelz, A14) in [`admin`], and gflags-style flag parsing for the
 //! interop apps in [`flags`].
 //!
 //! Works with tonic services (`tonic::service::Routes`) and axum `Router`s

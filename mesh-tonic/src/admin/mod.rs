@@ -5,8 +5,12 @@
 //! rejection.
 //!
 //! Node matchers in requests are ignored: a process answers for itself.
-//! Channelz is not here.
+//!
+//! Channelz (`grpc.channelz.v1.Channelz`, A14): [`Channelz`], over every
+//! channel and xDS-enabled server of the process (see its module,
+//! `channelz`, for what is reported).
 
+pub(crate) mod channelz;
 mod convert;
 
 use std::pin::Pin;
@@ -19,6 +23,7 @@ use futures::{Stream, StreamExt};
 use mesh_core::xds::XdsClient;
 use tonic::{Request, Response, Status, Streaming};
 
+pub use self::channelz::{Channelz, ChannelzService};
 pub use self::convert::client_config;
 
 /// The CSDS service over a set of xDS clients, each with its scope (A71:

@@ -176,6 +176,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             .add_service(health)
             .add_service(update_health)
             .add_service(Csds::new().into_service())
+            .add_service(mesh_tonic::admin::Channelz::new().into_service())
             .serve_with_shutdown(addr, stopped());
         println!("Server started on port {} (plaintext)", config.port);
         server.await?;
@@ -191,6 +192,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         .add_service(health)
         .add_service(update_health)
         .add_service(csds.into_service())
+        .add_service(mesh_tonic::admin::Channelz::new().into_service())
         .serve_with_shutdown(maintenance_addr, stopped());
     let maintenance = tokio::spawn(maintenance);
     let routes = tonic::service::Routes::new(TestServiceServer::new(backend));

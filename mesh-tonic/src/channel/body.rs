@@ -10,21 +10,26 @@ use tonic::Status;
 
 use mesh_tower::stack::ResponseBody as StackBody;
 
+use crate::admin::channelz::{Call, ChannelEntry, TrackedBody};
+
 pin_project! {
     /// The endpoint's response body as mesh's stack delivers it (outlier
     /// accounting, breaker slot, deadline), with its errors as
     /// `tonic::Status`: a concrete error type, so futures holding it stay
-    /// `Send` for any lifetime (`tokio::spawn` works).
+    /// `Send` for any lifetime (`tokio::spawn` works). It records the
+    /// RPC's outcome for channelz when it ends or is dropped.
     #[derive(Debug)]
     pub struct ResponseBody {
         #[pin]
-        inner: StackBody,
+        inner: TrackedBody<StackBody, ChannelEntry>,
     }
 }
 
 impl ResponseBody {
-    pub(crate) fn new(inner: StackBody) -> Self {
-        ResponseBody { inner }
+    pub(crate) fn new(inner: StackBody, call: Option<Call<ChannelEntry>>) -> Self {
+        ResponseBody {
+            inner: TrackedBody::new(inner, call),
+        }
     }
 }
 

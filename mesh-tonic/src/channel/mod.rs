@@ -53,6 +53,7 @@ pub use self::body::ResponseBody;
 pub use self::resolve::DEFAULT_CONFIG_TIMEOUT;
 pub(crate) use self::resolve::Settings;
 pub(crate) use self::target::Target;
+use crate::admin::channelz::{Call, ChannelEntry, ChannelView, register_channel};
 use crate::error::Error;
 
 /// The future of one mesh-tower stack call.
@@ -66,6 +67,8 @@ pub struct Channel {
     service: ClientService,
     authority: Authority,
     target: Arc<str>,
+    /// The channel's channelz entry (calls counted per RPC).
+    channelz: Arc<ChannelEntry>,
 }
 
 impl fmt::Debug for Channel {
@@ -100,10 +103,12 @@ impl Channel {
                 format!("invalid authority {authority:?}"),
             )
         })?;
+        let target: Arc<str> = authority.into();
         Ok(Channel {
             service: stack.service(),
             authority: parsed,
-            target: authority.into(),
+            channelz: register_channel(target.clone(), None),
+            target,
         })
     }
 
@@ -131,7 +136,8 @@ impl Service<Request<tonic::body::Body>> for Channel {
     #[inline]
     fn call(&mut self, mut req: Request<tonic::body::Body>) -> Self::Future {
         set_origin(&mut req, &self.authority);
-        future::ResponseFuture::new(self.service.call(req))
+        let call = Call::start(Arc::clone(&self.channelz));
+        future::ResponseFuture::new(self.service.call(req), call)
     }
 }
 
@@ -179,6 +185,16 @@ impl ChannelBuilder {
         self
     }
 
+    /// Insecure credentials: connect in plaintext even to clusters whose
+    /// `UpstreamTlsContext` asks for TLS, as a gRPC channel built with
+    /// insecure credentials does. By default a channel uses xDS
+    /// credentials: TLS where the cluster asks for it (certificates from
+    /// the bootstrap's `certificate_providers`), plaintext elsewhere.
+    pub fn insecure(mut self) -> Self {
+        self.settings.discovery.ignore_tls = true;
+        self
+    }
+
     /// Seeds every random choice (weighted clusters, picks, fault and retry
     /// percentages): reproducible runs in tests and demos.
     pub fn seed(mut self, seed: u64) -> Self {
@@ -193,11 +209,17 @@ impl ChannelBuilder {
     pub async fn connect(self) -> Result<Channel, Error> {
         let target = Target::parse(&self.target)?;
         let bootstrap = self.settings.bootstrap()?;
-        let stack = self.settings.stack(&bootstrap, &target, false).await?;
+        let built = self.settings.build(&bootstrap, &target, false).await?;
+        let full: Arc<str> = target.full.as_str().into();
+        let view = ChannelView {
+            discovery: built.discovery,
+            tls: built.tls_registry,
+        };
         Ok(Channel {
-            service: stack.service(),
+            service: built.stack.service(),
             authority: target.http_authority(),
-            target: target.full.into(),
+            channelz: register_channel(full.clone(), Some(view)),
+            target: full,
         })
     }
 }

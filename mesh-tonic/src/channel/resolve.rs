@@ -3,6 +3,7 @@
 //! watch, the first config (bounded), discovery and mesh-tower's stack.
 //! Shared by [`Channel`](super::Channel) and the HTTP client.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use mesh_core::bootstrap::Bootstrap;
@@ -10,6 +11,7 @@ use mesh_core::watch::watch_target;
 use mesh_core::xds::XdsClient;
 use mesh_tower::discovery::{Discovery, DiscoveryOptions};
 use mesh_tower::stack::ClientStack;
+use mesh_tower::tls::ProviderRegistry;
 
 use super::target::Target;
 use crate::error::{Error, ErrorKind};
@@ -61,6 +63,17 @@ impl Settings {
         target: &Target,
         per_request_host: bool,
     ) -> Result<ClientStack, Error> {
+        Ok(self.build(bootstrap, target, per_request_host).await?.stack)
+    }
+
+    /// [`stack`](Self::stack), with the discovery runtime and certificate
+    /// providers under it (what channelz reports).
+    pub async fn build(
+        &self,
+        bootstrap: &Bootstrap,
+        target: &Target,
+        per_request_host: bool,
+    ) -> Result<Built, Error> {
         let listener = bootstrap
             .client_listener_name(target.authority.as_deref(), &target.name)
             .ok_or_else(|| {
@@ -86,9 +99,12 @@ impl Settings {
         }
         // Clusters with TLS contexts use the bootstrap's certificate
         // providers, shared by every channel and server of the process.
-        discovery
-            .tls_registry
-            .get_or_insert_with(|| mesh_tower::discovery::shared_tls_registry(bootstrap));
+        if !discovery.ignore_tls {
+            discovery
+                .tls_registry
+                .get_or_insert_with(|| mesh_tower::discovery::shared_tls_registry(bootstrap));
+        }
+        let tls_registry = discovery.tls_registry.clone();
         let discovery = Discovery::from_watch(watch, discovery).await;
         let mut builder = ClientStack::builder();
         if per_request_host {
@@ -97,8 +113,19 @@ impl Settings {
         if let Some(seed) = self.seed {
             builder = builder.seed(seed);
         }
-        Ok(builder.build(discovery))
+        Ok(Built {
+            stack: builder.build(discovery.clone()),
+            discovery,
+            tls_registry,
+        })
     }
+}
+
+/// A built client stack and what it runs on.
+pub(crate) struct Built {
+    pub stack: ClientStack,
+    pub discovery: Discovery,
+    pub tls_registry: Option<Arc<ProviderRegistry>>,
 }
 
 /// The shared xDS client of `key`, talking to the servers that serve

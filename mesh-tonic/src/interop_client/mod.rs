@@ -7,20 +7,17 @@
 //! second, round-robin over `--num_channels` channels, one RPC of every
 //! `--rpc` type per tick, recording per RPC its status and its peer (the
 //! `hostname` the backend answered with). The stats port serves
-//! LoadBalancerStatsService, XdsUpdateClientConfigureService and CSDS over
-//! the channels' shared xDS client.
+//! LoadBalancerStatsService, XdsUpdateClientConfigureService, CSDS over
+//! the channels' shared xDS client, and channelz.
 //!
 //! Credentials: with `--secure_mode=true`, xDS credentials: a cluster
 //! with an `UpstreamTlsContext` is reached over TLS with the certificates
 //! of the bootstrap's `certificate_providers` (one registry shared by every
 //! channel), a cluster without one in plaintext (the fallback). With
 //! `--secure_mode=false`, insecure credentials: plaintext, the TLS
-//! contexts ignored (`insecure`), as gRPC clients do.
-//!
-//! Not here: channelz (tonic has none).
+//! contexts ignored (`ChannelBuilder::insecure`), as gRPC clients do.
 
 pub mod config;
-mod insecure;
 mod rpc;
 mod service;
 pub mod stats;
@@ -150,6 +147,7 @@ pub async fn start(config: ClientConfig) -> Result<RunningClient, StartError> {
         .add_service(LoadBalancerStatsServiceServer::new(control.clone()))
         .add_service(XdsUpdateClientConfigureServiceServer::new(control))
         .add_service(csds.into_service())
+        .add_service(crate::admin::Channelz::new().into_service())
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
             let _ = stopped.await;
         });

@@ -27,7 +27,6 @@ use tonic::{Code, Request};
 use super::config::{RpcConfig, RpcType};
 use super::stats::{Outcome, Stats};
 use crate::Channel;
-use crate::channel::DEFAULT_CONFIG_TIMEOUT;
 
 /// The response header naming the backend.
 const HOSTNAME: &str = "hostname";
@@ -62,8 +61,7 @@ pub(crate) enum Credentials {
     Insecure,
 }
 
-/// Connects `slot` in the background, retrying until it succeeds; with
-/// insecure credentials, then keeps feeding the channel its config.
+/// Connects `slot` in the background, retrying until it succeeds.
 pub(crate) async fn connect(
     slot: Slot,
     target: String,
@@ -72,31 +70,20 @@ pub(crate) async fn connect(
     credentials: Credentials,
 ) {
     loop {
-        let attempt = match &credentials {
-            Credentials::Xds(registry) => {
-                let mut builder = Channel::builder(target.clone())
-                    .bootstrap(bootstrap.clone())
-                    .discovery_options(DiscoveryOptions {
-                        tls_registry: Some(Arc::clone(registry)),
-                        ..Default::default()
-                    });
-                if let Some(seed) = seed {
-                    builder = builder.seed(seed);
-                }
-                builder.connect().await.map(|c| (c, None))
-            }
-            Credentials::Insecure => {
-                super::insecure::connect(&target, &bootstrap, seed, DEFAULT_CONFIG_TIMEOUT)
-                    .await
-                    .map(|(c, follow)| (c, Some(follow)))
-            }
+        let mut builder = Channel::builder(target.clone()).bootstrap(bootstrap.clone());
+        builder = match &credentials {
+            Credentials::Xds(registry) => builder.discovery_options(DiscoveryOptions {
+                tls_registry: Some(Arc::clone(registry)),
+                ..Default::default()
+            }),
+            Credentials::Insecure => builder.insecure(),
         };
-        match attempt {
-            Ok((channel, follow)) => {
+        if let Some(seed) = seed {
+            builder = builder.seed(seed);
+        }
+        match builder.connect().await {
+            Ok(channel) => {
                 let _ = slot.set(channel);
-                if let Some(follow) = follow {
-                    follow.await;
-                }
                 return;
             }
             Err(e) => {

@@ -25,6 +25,7 @@ use super::mode::{Mode, ModeCallback};
 use super::routing::{ChainIndex, Conn, InboundHook, XdsRouting};
 use super::tls::{Acceptors, handshake};
 use super::{BoxError, ServingMode};
+use crate::admin::channelz::{self, ServerEntry, TrackedService};
 
 /// How long to pause after an accept error (out of file descriptors, ...).
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
@@ -42,6 +43,8 @@ pub(crate) struct AcceptLoop {
     pub(crate) tls_registry: Arc<ProviderRegistry>,
     /// The bound on each TLS handshake.
     pub(crate) handshake_timeout: Duration,
+    /// The server's channelz entry (its connections register under it).
+    pub(crate) channelz: Arc<ServerEntry>,
 }
 
 /// The loop's mutable state.
@@ -55,6 +58,7 @@ struct State {
     /// TLS acceptors of the current Listener's chains.
     acceptors: Acceptors,
     handshake_timeout: Duration,
+    channelz: Arc<ServerEntry>,
 }
 
 impl AcceptLoop {
@@ -78,6 +82,7 @@ impl AcceptLoop {
             hook,
             tls_registry,
             handshake_timeout,
+            channelz,
         } = self;
         let mut state = State {
             mode: Mode::NotServing(format!("waiting for Listener \"{listener_name}\"")),
@@ -86,6 +91,7 @@ impl AcceptLoop {
             drain: watch::channel(0).0,
             acceptors: Acceptors::new(tls_registry),
             handshake_timeout,
+            channelz,
         };
         tracing::info!(%listening, listener = %listener_name, "xDS-enabled server started (not serving until its Listener arrives)");
         let mut rx = watch.receiver();
@@ -225,7 +231,7 @@ impl State {
         let acceptor = match &chain.tls {
             None => None,
             Some(ctx) => match self.acceptors.get(ctx) {
-                Ok(a) => Some(a),
+                Ok(a) => Some((a, self.acceptors.identity(ctx))),
                 Err(error) => {
                     tracing::debug!(%peer, chain = %chain.name, %error, "cannot terminate TLS: connection closed");
                     return None;
@@ -247,16 +253,21 @@ impl State {
             generation: self.generation,
         };
         let timeout = self.handshake_timeout;
+        let server = Arc::clone(&self.channelz);
         Some(async move {
-            let Some(acceptor) = acceptor else {
+            let Some((acceptor, identity)) = acceptor else {
                 let conn = Conn::new(config, index, live, hook, local, peer, None);
-                let service = XdsRouting::new(service, Arc::new(conn));
+                let socket = channelz::register_server_socket(&server, local, peer, None);
+                let service = TrackedService::new(XdsRouting::new(service, Arc::new(conn)), socket);
                 return connection::serve(io, service, drain, grace).await;
             };
-            match handshake(&acceptor, io, timeout).await {
+            match handshake(&acceptor, io, timeout, identity.as_ref()).await {
                 Ok((stream, tls)) => {
+                    let security = Some(tls.security.clone());
                     let conn = Conn::new(config, index, live, hook, local, peer, Some(tls));
-                    let service = XdsRouting::new(service, Arc::new(conn));
+                    let socket = channelz::register_server_socket(&server, local, peer, security);
+                    let service =
+                        TrackedService::new(XdsRouting::new(service, Arc::new(conn)), socket);
                     connection::serve(stream, service, drain, grace).await;
                 }
                 Err(error) => {

@@ -209,6 +209,7 @@ impl XdsServer {
             hook: self.hook,
             tls_registry,
             handshake_timeout: self.handshake_timeout,
+            channelz: crate::admin::channelz::register_server(listening),
         }
         .run(service, signal)
         .await;

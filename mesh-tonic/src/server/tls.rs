@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 
 use mesh_core::resource::tls::DownstreamTlsContext;
 use mesh_core::watch::ServerConfig;
-use mesh_tower::tls::{PeerIdentity, ProviderRegistry, TlsAcceptor};
+use mesh_tower::tls::{CertificateProvider, PeerIdentity, ProviderRegistry, TlsAcceptor};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+
+use crate::admin::channelz::{self, SocketTls};
 
 /// How long a failed acceptor build is remembered before it is tried
 /// again (the provider's files may appear), so a broken context costs one
@@ -30,6 +32,8 @@ pub(crate) struct TlsPeer {
     pub(crate) identity: Option<PeerIdentity>,
     /// The SNI the client sent.
     pub(crate) sni: Option<Arc<str>>,
+    /// Both sides' certificates and the cipher suite (channelz).
+    pub(crate) security: SocketTls,
 }
 
 struct Cached {
@@ -75,6 +79,12 @@ impl Acceptors {
         acceptor
     }
 
+    /// The provider of `context`'s server certificate, if it runs (the
+    /// certificate a handshake presents, for channelz).
+    pub(crate) fn identity(&self, context: &DownstreamTlsContext) -> Option<CertificateProvider> {
+        self.registry.get(&context.identity.instance_name).ok()
+    }
+
     /// Forgets the contexts `config` no longer uses (their providers stop
     /// once nothing else holds them).
     pub(crate) fn retain_used(&mut self, config: Option<&ServerConfig>) {
@@ -91,11 +101,13 @@ impl Acceptors {
     }
 }
 
-/// Runs the server handshake on `io`, at most `timeout` long.
+/// Runs the server handshake on `io`, at most `timeout` long;
+/// `server_identity` is the server certificate's provider.
 pub(crate) async fn handshake(
     acceptor: &TlsAcceptor,
     io: TcpStream,
     timeout: Duration,
+    server_identity: Option<&CertificateProvider>,
 ) -> Result<
     (
         impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -107,6 +119,26 @@ pub(crate) async fn handshake(
         .await
         .map_err(|_| format!("TLS handshake not done within {timeout:?}"))?;
     let (stream, identity) = accepted.map_err(|e| e.to_string())?;
-    let sni = stream.get_ref().1.server_name().map(Arc::from);
-    Ok((stream, TlsPeer { identity, sni }))
+    let session = stream.get_ref().1;
+    let sni = session.server_name().map(Arc::from);
+    let security = SocketTls {
+        // rustls does not say which certificate it sent: the provider's
+        // current one, read right after the handshake.
+        local_certificate: server_identity.and_then(channelz::leaf_certificate),
+        remote_certificate: session
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(|c| c.as_ref().to_vec()),
+        cipher_suite: session
+            .negotiated_cipher_suite()
+            .and_then(|s| s.suite().as_str()),
+    };
+    Ok((
+        stream,
+        TlsPeer {
+            identity,
+            sni,
+            security,
+        },
+    ))
 }

@@ -2,6 +2,7 @@
 //! TLS later (mesh-tonic wraps or replaces it). HTTP/2 runs on top of
 //! whatever it returns.
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -11,8 +12,9 @@ use std::pin::Pin;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-/// A byte stream HTTP/2 can run over.
-pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+/// A byte stream HTTP/2 can run over. `Any`, so introspection can look
+/// inside a boxed stream (its TCP addresses, its TLS session).
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + Any + 'static {}
 
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 

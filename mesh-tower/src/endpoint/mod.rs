@@ -43,6 +43,7 @@ mod http1;
 mod load;
 mod pool;
 mod service;
+mod socket;
 mod state;
 
 use std::net::SocketAddr;
@@ -59,6 +60,7 @@ pub use self::connector::{BoxIo, ConnectFuture, Connector, Io, TcpConnector};
 pub use self::future::ResponseFuture;
 pub use self::load::{DEFAULT_DECAY, Load, LoadSignal};
 pub use self::service::{EndpointService, PickedEndpoint};
+pub use self::socket::{CallCounts, SocketInfo, TlsInfo};
 pub use self::state::ConnectivityState;
 use crate::cluster::EndpointHandle;
 
@@ -169,6 +171,18 @@ impl Connection {
     /// How many connections (HTTP/2 and HTTP/1.1) are open.
     pub fn connection_count(&self) -> usize {
         self.shared.connection_count()
+    }
+
+    /// Requests sent to the endpoint: started, answered, failed
+    /// (introspection).
+    pub fn calls(&self) -> &CallCounts {
+        &self.shared.calls
+    }
+
+    /// The open HTTP/2 connections (introspection; cold path: it clones the
+    /// list). Each entry lives as long as its connection.
+    pub fn sockets(&self) -> Vec<Arc<SocketInfo>> {
+        self.shared.sockets()
     }
 
     /// In-flight requests and the latency estimate.

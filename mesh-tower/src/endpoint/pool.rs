@@ -30,6 +30,7 @@ use tokio::time::Instant;
 use super::backoff::Backoff;
 use super::connector::BoxIo;
 use super::load::Load;
+use super::socket::{CallCounts, SocketInfo};
 use super::{ConnectionSettings, ConnectivityState};
 
 type Body = tonic::body::Body;
@@ -50,6 +51,8 @@ pub(crate) struct Slot {
 #[derive(Debug)]
 pub(crate) struct SlotStats {
     pub(crate) in_flight: AtomicUsize,
+    /// Addresses, TLS session and stream counts (introspection).
+    pub(crate) socket: Arc<SocketInfo>,
     /// The peer's `SETTINGS_MAX_CONCURRENT_STREAMS` as hyper last saw it.
     max_streams: AtomicUsize,
 }
@@ -64,6 +67,8 @@ pub(crate) struct Shared {
     slots: ArcSwap<Vec<Arc<Slot>>>,
     cold: Mutex<Cold>,
     pub(crate) load: Load,
+    /// Requests started, answered and failed (introspection).
+    pub(crate) calls: CallCounts,
     keep_connected: AtomicBool,
     /// Failed attempts so far: a queued request fails with the attempt it
     /// waited for, even if the backoff already ended.
@@ -90,7 +95,8 @@ impl Mode {
             P::Http2 => Mode::Http2,
             P::Http1 => Mode::Http1,
             P::UseDownstream => Mode::Downstream,
-            // ALPN over TLS (mesh's TLS connector offers h2 only), else
+            // ALPN over TLS (mesh's TLS connector offers h2 unless the
+            // cluster says HTTP/1.1), else
             // HTTP/1.1, as Envoy's auto_config.
             P::Auto if settings.connector.scheme() == http::uri::Scheme::HTTPS => Mode::Http2,
             P::Auto => Mode::Http1,
@@ -132,6 +138,7 @@ impl Shared {
                 rng,
             }),
             load: Load::default(),
+            calls: CallCounts::default(),
             keep_connected: AtomicBool::new(false),
             failures: std::sync::atomic::AtomicU64::new(0),
             mode: Mode::of(&settings),
@@ -158,6 +165,15 @@ impl Shared {
         // Always notify: queued requests re-check for an open connection
         // even when READY stays READY.
         self.state_tx.send_replace(s);
+    }
+
+    pub(crate) fn sockets(&self) -> Vec<Arc<SocketInfo>> {
+        self.slots
+            .load()
+            .iter()
+            .filter(|s| !s.sender.is_closed())
+            .map(|s| Arc::clone(&s.stats.socket))
+            .collect()
     }
 
     pub(crate) fn connection_count(&self) -> usize {
@@ -315,19 +331,21 @@ impl Shared {
                     .connect(address)
                     .await
                     .map_err(|e| format!("connect to {address}: {e}"))?;
+                let socket = Arc::new(SocketInfo::of(&io, address));
                 let mut builder = http2::Builder::new(TokioExecutor::new());
                 builder.timer(TokioTimer::new());
-                builder
+                let (sender, conn) = builder
                     .handshake::<_, Body>(TokioIo::new(io))
                     .await
-                    .map_err(|e| format!("HTTP/2 handshake with {address}: {e}"))
+                    .map_err(|e| format!("HTTP/2 handshake with {address}: {e}"))?;
+                Ok((sender, conn, socket))
             };
             let result = tokio::time::timeout(timeout, attempt).await;
             let Some(shared) = weak.upgrade() else {
                 return; // The endpoint left; whatever connected is dropped.
             };
             match result {
-                Ok(Ok((sender, conn))) => shared.on_connected(sender, conn, guard),
+                Ok(Ok((sender, conn, socket))) => shared.on_connected(sender, conn, guard, socket),
                 Ok(Err(e)) => shared.on_connect_failed(e, started, true),
                 Err(_) => shared.on_connect_failed(
                     format!("connect to {address} timed out after {timeout:?}"),
@@ -361,9 +379,11 @@ impl Shared {
         sender: http2::SendRequest<Body>,
         conn: Conn,
         guard: Option<crate::breaker::Guard>,
+        socket: Arc<SocketInfo>,
     ) {
         let stats = Arc::new(SlotStats {
             in_flight: AtomicUsize::new(0),
+            socket,
             max_streams: AtomicUsize::new(conn.current_max_send_streams().max(1)),
         });
         let mut cold = self.lock();
@@ -510,23 +530,28 @@ pub(crate) struct InFlight {
     sent: bool,
     started: Instant,
     latency: Option<std::time::Duration>,
+    /// Whether an answer came (the call counts as succeeded).
+    answered: bool,
 }
 
 impl InFlight {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         shared.load.start();
+        shared.calls.start();
         InFlight {
             shared,
             slot: None,
             sent: false,
             started: Instant::now(),
             latency: None,
+            answered: false,
         }
     }
 
     pub(crate) fn on_slot(&mut self, slot: &Slot) {
         if self.slot.is_none() {
             slot.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+            slot.stats.socket.streams().start();
             self.slot = Some(Arc::clone(&slot.stats));
             self.on_sent();
         }
@@ -542,12 +567,14 @@ impl InFlight {
     pub(crate) fn leave_slot(&mut self) {
         if let Some(s) = self.slot.take() {
             s.in_flight.fetch_sub(1, Ordering::Relaxed);
+            s.socket.streams().finish(false);
         }
         self.sent = false;
     }
 
     /// Records the answer's latency (measured from the send) and releases.
     pub(crate) fn answered(mut self) {
+        self.answered = true;
         if self.sent {
             self.latency = Some(self.started.elapsed());
         }
@@ -558,7 +585,9 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         if let Some(s) = self.slot.take() {
             s.in_flight.fetch_sub(1, Ordering::Relaxed);
+            s.socket.streams().finish(self.answered);
         }
+        self.shared.calls.finish(self.answered);
         let now = if self.latency.is_some() {
             self.started + self.latency.unwrap_or_default()
         } else {
