@@ -3,17 +3,23 @@
 //! (Istio-style node id, `GENERATOR=grpc`, `NAMESPACE`, `INSTANCE_IPS`,
 //! `LABELS`, the inbound listener template), pointing at mesh-control.
 //!
-//! Certificates are not set up here: the bootstraps use plaintext xDS and
-//! carry no certificate providers.
+//! The bootstraps use plaintext xDS. [`with_mesh_ca`] adds the certificate
+//! providers a workload needs for mTLS when its certificate comes from
+//! mesh-control's CA; nothing here issues certificates or writes the files
+//! those providers read (see `ca::cli`).
 
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use mesh_core::bootstrap::{Bootstrap, BootstrapBuilder};
+use mesh_core::bootstrap::{
+    Bootstrap, BootstrapBuilder, BootstrapError, CertificateProviderConfig, FileWatcher, MeshCa,
+};
 use serde_json::{Map, Value};
 
+use crate::ca::AGENT_REFRESH_INTERVAL;
+use crate::ca::server::SERVER_NAME;
 use crate::snapshot::ISTIO_INBOUND_PREFIX;
 
 /// The namespace nodes are given when none is named.
@@ -74,6 +80,56 @@ pub fn server_bootstrap(
         .expect("a bootstrap built from a socket address is valid")
 }
 
+/// The certificate provider instance that TLS contexts from mesh-control
+/// (as from istiod) name for the workload's own certificate.
+pub const IDENTITY_PROVIDER_INSTANCE: &str = "default";
+/// The certificate provider instance that TLS contexts from mesh-control
+/// (as from istiod) name for the roots peers are verified against.
+pub const ROOT_PROVIDER_INSTANCE: &str = "ROOTCA";
+
+/// `bootstrap` with the two certificate provider instances mesh-control's
+/// TLS contexts name, for a workload that starts with only a token:
+///
+/// - `default` → `mesh_ca`: fetches the workload certificate from the CA at
+///   `ca_uri` (`https://host:port`), authenticating with the token in
+///   `token_file`, verifying the CA against `root_file` under the name the
+///   CA's serving certificate carries ([`SERVER_NAME`], so `ca_uri` may
+///   name any address of the CA), and renewing before expiry with the
+///   provider's defaults;
+/// - `ROOTCA` → `file_watcher` with only `ca_certificate_file` =
+///   `root_file` (re-read every 15 minutes, as istio-agent's).
+///
+/// Other instances are kept; these two replace any of the same name. The
+/// paths are written as given, so pass absolute ones for a bootstrap read
+/// from another directory. Fails, naming the field, when `ca_uri` or a
+/// path is not acceptable to a `mesh_ca` provider.
+pub fn with_mesh_ca(
+    bootstrap: Bootstrap,
+    ca_uri: &str,
+    token_file: &Path,
+    root_file: &Path,
+) -> Result<Bootstrap, BootstrapError> {
+    let mut mesh_ca = MeshCa::new(ca_uri, token_file, root_file);
+    mesh_ca.server_name = Some(SERVER_NAME.to_owned());
+    let roots = FileWatcher {
+        ca_certificate_file: Some(root_file.to_owned()),
+        refresh_interval: AGENT_REFRESH_INTERVAL,
+        ..FileWatcher::default()
+    };
+    let mut b = bootstrap;
+    b.certificate_providers.insert(
+        IDENTITY_PROVIDER_INSTANCE.to_owned(),
+        CertificateProviderConfig::MeshCa(mesh_ca),
+    );
+    b.certificate_providers.insert(
+        ROOT_PROVIDER_INSTANCE.to_owned(),
+        CertificateProviderConfig::FileWatcher(roots),
+    );
+    // Through gRPC's JSON and back: the parser's checks apply, and the
+    // result is exactly what a workload reading the file gets.
+    Bootstrap::from_value(&b.to_json())
+}
+
 /// Writes `client.json` and `server.json` into `dir` (created if needed);
 /// returns their paths.
 pub fn write_bootstraps(
@@ -132,6 +188,48 @@ mod tests {
         let b = client_bootstrap(xds(), "plain");
         assert_eq!(b.node.metadata["NAMESPACE"], DEFAULT_NAMESPACE);
         assert!(b.server_listener_resource_name_template.is_none());
+    }
+
+    #[test]
+    fn mesh_ca_providers_round_trip() {
+        let b = with_mesh_ca(
+            client_bootstrap(xds(), "c"),
+            "https://127.0.0.1:15012",
+            Path::new("/run/mesh/client.token"),
+            Path::new("/run/mesh/root-cert.pem"),
+        )
+        .unwrap();
+        let again = Bootstrap::from_json(&b.to_json().to_string()).unwrap();
+        assert_eq!(again, b);
+        let CertificateProviderConfig::MeshCa(m) = &again.certificate_providers["default"] else {
+            panic!("{:?}", again.certificate_providers)
+        };
+        assert_eq!(m.server_uri, "https://127.0.0.1:15012");
+        assert_eq!(m.server_name.as_deref(), Some(SERVER_NAME));
+        assert_eq!(m.token_file, Path::new("/run/mesh/client.token"));
+        assert_eq!(m.ca_certificate_file, Path::new("/run/mesh/root-cert.pem"));
+        let CertificateProviderConfig::FileWatcher(f) = &again.certificate_providers["ROOTCA"]
+        else {
+            panic!("{:?}", again.certificate_providers)
+        };
+        assert_eq!(
+            f.ca_certificate_file.as_deref(),
+            Some(Path::new("/run/mesh/root-cert.pem"))
+        );
+        assert!(f.certificate_file.is_none() && f.private_key_file.is_none());
+        assert_eq!(again.certificate_providers.len(), 2);
+    }
+
+    #[test]
+    fn mesh_ca_rejects_a_non_tls_ca_uri() {
+        let err = with_mesh_ca(
+            client_bootstrap(xds(), "c"),
+            "127.0.0.1:15012",
+            Path::new("/t"),
+            Path::new("/r"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("server_uri"), "{err}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use mesh_control::ca::cli::{self, BootstrapTokens, CaOptions, TokenGrant, Workload};
 use mesh_control::health::HealthCheckConfig;
 use mesh_control::server::ControlPlane;
 
@@ -56,6 +57,27 @@ enum Command {
         /// The server bootstrap's labels (`key=value`, repeatable).
         #[arg(long = "label", value_parser = parse_label)]
         labels: Vec<(String, String)>,
+        /// Also run the CA (Istio's CA API) with the root in DIR (from
+        /// `ca init`; generated there when absent). With --write-bootstrap,
+        /// the bootstraps get their certificates from it.
+        #[arg(long, value_name = "DIR")]
+        ca: Option<PathBuf>,
+        /// Where the CA listens.
+        #[arg(long, value_name = "ADDR", requires = "ca",
+              default_value = mesh_control::ca::server::DEFAULT_LISTEN)]
+        ca_listen: SocketAddr,
+        /// A bootstrap token the CA accepts for NS/SA (repeatable).
+        #[arg(long = "ca-token", value_name = "TOKEN=NS/SA", requires = "ca",
+              value_parser = mesh_control::ca::cli::parse_ca_token)]
+        ca_tokens: Vec<TokenGrant>,
+        /// The client bootstrap's identity (with --ca and --write-bootstrap).
+        #[arg(long, value_name = "NS/SA", default_value = cli::DEFAULT_CLIENT_SA,
+              value_parser = |s: &str| cli::parse_workload("--client-sa", s))]
+        client_sa: Workload,
+        /// The server bootstrap's service account, in --namespace (with
+        /// --ca and --write-bootstrap).
+        #[arg(long, value_name = "SA", default_value = cli::DEFAULT_SERVER_SA)]
+        server_sa: String,
     },
     /// Validate the config: print findings, exit non-zero on errors.
     Check {
@@ -137,6 +159,11 @@ fn main() -> ExitCode {
             server_ip,
             namespace,
             labels,
+            ca,
+            ca_listen,
+            ca_tokens,
+            client_sa,
+            server_sa,
         } => {
             let health = health_check.then(|| {
                 HealthCheckConfig::with_interval(Duration::from_secs_f64(health_interval.max(0.01)))
@@ -148,8 +175,18 @@ fn main() -> ExitCode {
                 write_bootstrap,
                 client_node_id,
                 server_ip,
-                namespace,
                 labels: labels.into_iter().collect(),
+                ca: ca.map(|dir| ServeCa {
+                    options: CaOptions {
+                        dir,
+                        listen: ca_listen,
+                        trust_domain: mesh_control::ca::DEFAULT_TRUST_DOMAIN.to_owned(),
+                        tokens: ca_tokens,
+                    },
+                    client: client_sa,
+                    server_sa,
+                }),
+                namespace,
             };
             let rt = tokio::runtime::Runtime::new().expect("a Tokio runtime");
             rt.block_on(serve.run())
@@ -207,14 +244,22 @@ struct Serve {
     server_ip: IpAddr,
     namespace: String,
     labels: BTreeMap<String, String>,
+    ca: Option<ServeCa>,
+}
+
+/// `serve --ca`: the CA's options and the written bootstraps' identities.
+struct ServeCa {
+    options: CaOptions,
+    client: Workload,
+    server_sa: String,
 }
 
 impl Serve {
-    async fn run(self) -> ExitCode {
+    async fn run(mut self) -> ExitCode {
         let mut builder = ControlPlane::builder()
             .config_path(&self.config)
             .listen(self.listen);
-        if let Some(h) = self.health {
+        if let Some(h) = self.health.take() {
             builder = builder.health_check_config(h);
         }
         let cp = match builder.start().await {
@@ -224,8 +269,95 @@ impl Serve {
                 return ExitCode::FAILURE;
             }
         };
+        let ca = match self.start_ca().await {
+            Ok(ca) => ca,
+            Err(e) => {
+                eprintln!("mesh-control: {e}");
+                cp.shutdown().await;
+                return ExitCode::FAILURE;
+            }
+        };
         let client = cp.client_bootstrap(&self.client_node_id);
         let server = cp.server_bootstrap(self.server_ip, &self.namespace, &self.labels);
+        let ok = self.publish_bootstraps(client, server, ca.as_ref());
+        if ok {
+            let _ = tokio::signal::ctrl_c().await;
+            eprintln!("mesh-control: shutting down");
+        }
+        cp.shutdown().await;
+        if let Some((ca, _)) = ca {
+            ca.shutdown().await;
+        }
+        if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    }
+
+    /// Starts the CA when `--ca` is given, with a token minted per written
+    /// bootstrap.
+    async fn start_ca(&self) -> Result<Option<(cli::RunningCa, Option<BootstrapTokens>)>, String> {
+        let Some(ca) = &self.ca else {
+            return Ok(None);
+        };
+        let minted = self.write_bootstrap.as_ref().map(|_| {
+            let server = Workload::new(&self.namespace, &ca.server_sa)
+                .map_err(|e| format!("--server-sa / --namespace: {e}"));
+            server.map(|s| BootstrapTokens::mint(ca.client.clone(), s))
+        });
+        let minted = minted.transpose()?;
+        let running = cli::start_ca(&ca.options, minted.as_ref())
+            .await
+            .map_err(|e| format!("--ca {}: {e}", ca.options.dir.display()))?;
+        eprintln!(
+            "CA ({}) serving at {} with the root in {}",
+            ca.options.trust_domain,
+            running.uri(),
+            ca.options.dir.display()
+        );
+        Ok(Some((running, minted)))
+    }
+
+    /// Prints the bootstraps and, with `--write-bootstrap`, writes them
+    /// (with the CA's tokens and root when it runs). False on failure.
+    fn publish_bootstraps(
+        &self,
+        client: mesh_core::bootstrap::Bootstrap,
+        server: mesh_core::bootstrap::Bootstrap,
+        ca: Option<&(cli::RunningCa, Option<BootstrapTokens>)>,
+    ) -> bool {
+        let (client, server) = match (&self.write_bootstrap, ca) {
+            (Some(dir), Some((running, Some(tokens)))) => {
+                match cli::write_bootstrap_credentials(
+                    dir,
+                    &running.uri(),
+                    running.root_pem(),
+                    tokens,
+                    client,
+                    server,
+                ) {
+                    Ok((c, s, files)) => {
+                        eprintln!(
+                            "wrote {}, {} ({} for {}, {} for {}) and {}",
+                            files.client_token.display(),
+                            files.server_token.display(),
+                            cli::CLIENT_TOKEN_FILE,
+                            tokens.client.workload,
+                            cli::SERVER_TOKEN_FILE,
+                            tokens.server.workload,
+                            files.root_cert.display()
+                        );
+                        (c, s)
+                    }
+                    Err(e) => {
+                        eprintln!("mesh-control: {e}");
+                        return false;
+                    }
+                }
+            }
+            _ => (client, server),
+        };
         let pretty = |b: &mesh_core::bootstrap::Bootstrap| {
             serde_json::to_string_pretty(&b.to_json()).expect("JSON")
         };
@@ -245,14 +377,11 @@ impl Serve {
                         "mesh-control: cannot write bootstraps to {}: {e}",
                         dir.display()
                     );
-                    return ExitCode::FAILURE;
+                    return false;
                 }
             }
         }
-        let _ = tokio::signal::ctrl_c().await;
-        eprintln!("mesh-control: shutting down");
-        cp.shutdown().await;
-        ExitCode::SUCCESS
+        true
     }
 }
 

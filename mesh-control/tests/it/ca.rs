@@ -71,8 +71,12 @@ fn request(csr: String, token: Option<&str>) -> Request<IstioCertificateRequest>
 fn leaf_uris(pem: &str) -> (Vec<String>, SystemTime) {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject as _;
-    let der = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
-    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    leaf_uris_der(&CertificateDer::from_pem_slice(pem.as_bytes()).unwrap())
+}
+
+/// [`leaf_uris`] of a DER certificate.
+fn leaf_uris_der(der: &[u8]) -> (Vec<String>, SystemTime) {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
     let uris = cert
         .subject_alternative_name()
         .unwrap()
@@ -296,4 +300,169 @@ async fn server_refuses_invalid_token_identities() {
     assert!(err.to_string().contains("bad/ns"), "{err}");
     let err = CaServer::builder().start().await.unwrap_err();
     assert!(err.to_string().contains("no authority"), "{err}");
+}
+
+/// `serve --ca --write-bootstrap` without the binary: the CA server started
+/// as `serve` starts it, with a minted token per bootstrap and one from
+/// `--ca-token`; the written bootstraps' `mesh_ca` providers get
+/// certificates for their identities, and the `ROOTCA` provider trusts the
+/// CA's root.
+mod serve {
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    use mesh_control::bootstrap_gen::{
+        IDENTITY_PROVIDER_INSTANCE, ROOT_PROVIDER_INSTANCE, client_bootstrap, server_bootstrap,
+        write_bootstraps,
+    };
+    use mesh_control::ca::cli::{
+        BootstrapTokens, CaOptions, DEFAULT_CLIENT_SA, DEFAULT_SERVER_SA, RunningCa,
+        parse_ca_token, parse_workload, start_ca, write_bootstrap_credentials,
+    };
+    use mesh_control::ca::{DEFAULT_TRUST_DOMAIN, ROOT_CERT_FILE};
+    use mesh_core::bootstrap::{Bootstrap, CertificateProviderConfig};
+    use mesh_core::ca_client::{CaClient, Credentials};
+    use mesh_tower::tls::CertificateProvider;
+    use mesh_tower::tls::provider::ProviderRegistry;
+    use rcgen::KeyPair;
+
+    use super::{csr, leaf_uris, leaf_uris_der};
+
+    fn options(dir: &Path, tokens: &[&str]) -> CaOptions {
+        CaOptions {
+            dir: dir.to_owned(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            trust_domain: DEFAULT_TRUST_DOMAIN.to_owned(),
+            tokens: tokens.iter().map(|t| parse_ca_token(t).unwrap()).collect(),
+        }
+    }
+
+    /// Starts the CA and writes the bootstraps as `serve` does; returns the
+    /// CA and the two bootstraps as a workload reads them back.
+    async fn serve(
+        ca_dir: &Path,
+        out: &Path,
+        extra_tokens: &[&str],
+    ) -> (RunningCa, BootstrapTokens, Bootstrap, Bootstrap) {
+        let tokens = BootstrapTokens::mint(
+            parse_workload("--client-sa", DEFAULT_CLIENT_SA).unwrap(),
+            parse_workload("--server-sa", &format!("default/{DEFAULT_SERVER_SA}")).unwrap(),
+        );
+        let ca = start_ca(&options(ca_dir, extra_tokens), Some(&tokens))
+            .await
+            .expect("CA starts");
+        let xds = "127.0.0.1:15010".parse().unwrap();
+        let client = client_bootstrap(
+            xds,
+            "sidecar~127.0.0.1~client.default~default.svc.cluster.local",
+        );
+        let server = server_bootstrap(
+            xds,
+            "127.0.0.1".parse().unwrap(),
+            "default",
+            &Default::default(),
+        );
+        let (client, server, _) =
+            write_bootstrap_credentials(out, &ca.uri(), ca.root_pem(), &tokens, client, server)
+                .unwrap();
+        let (c, s) = write_bootstraps(out, &client, &server).unwrap();
+        let (c, s) = (
+            Bootstrap::from_file(c).unwrap(),
+            Bootstrap::from_file(s).unwrap(),
+        );
+        (ca, tokens, c, s)
+    }
+
+    /// The URI SANs of the provider's certificate once it has one
+    /// (polling: the CA is on a real socket).
+    async fn identity_uris(p: &CertificateProvider) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(key) = p.current().identity() {
+                return leaf_uris_der(key.cert[0].as_ref()).0;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no certificate: {:?}",
+                p.pending_reason()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn written_bootstraps_get_their_identities_from_the_ca() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (ca_dir, out) = (tmp.path().join("ca"), tmp.path().join("out"));
+        let (ca, _tokens, client, server) = serve(&ca_dir, &out, &[]).await;
+        assert!(
+            ca_dir.join(ROOT_CERT_FILE).exists(),
+            "root generated into --ca DIR"
+        );
+
+        for (b, want) in [
+            (&client, "spiffe://cluster.local/ns/default/sa/client"),
+            (&server, "spiffe://cluster.local/ns/default/sa/default"),
+        ] {
+            assert!(matches!(
+                b.certificate_providers[IDENTITY_PROVIDER_INSTANCE],
+                CertificateProviderConfig::MeshCa(_)
+            ));
+            let registry = ProviderRegistry::from_bootstrap(b);
+            let identity = registry.get(IDENTITY_PROVIDER_INSTANCE).unwrap();
+            assert_eq!(identity_uris(&identity).await, vec![want.to_owned()]);
+
+            let roots = registry.get(ROOT_PROVIDER_INSTANCE).unwrap();
+            let material = roots.current();
+            assert!(material.identity().is_none(), "ROOTCA has no identity");
+            assert_eq!(material.roots().expect("ROOTCA trusts the root").len(), 1);
+        }
+        ca.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn ca_token_flags_and_the_root_survive_a_restart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (ca_dir, out) = (tmp.path().join("ca"), tmp.path().join("out"));
+        let (ca, first, _, _) = serve(&ca_dir, &out, &["ops-token=prod/billing"]).await;
+        let root = ca.root_pem().to_owned();
+
+        // A `--ca-token` caller gets its own identity.
+        let client = CaClient::new(ca.uri(), ca.root_pem()).server_name("istiod.istio-system.svc");
+        let key = KeyPair::generate().unwrap();
+        let creds = |t: &str| Credentials {
+            token: Some(t.to_owned()),
+            identity: None,
+        };
+        let chain = client
+            .create_certificate(&csr(&key, None), Duration::ZERO, &creds("ops-token"))
+            .await
+            .unwrap();
+        assert_eq!(
+            leaf_uris(&chain[0]).0,
+            vec!["spiffe://cluster.local/ns/prod/sa/billing"]
+        );
+        ca.shutdown().await;
+
+        // Restarted on the same directory: same root, fresh tokens; the old
+        // minted token no longer works.
+        let (ca, second, _, _) = serve(&ca_dir, &out, &[]).await;
+        assert_eq!(ca.root_pem(), root);
+        assert_ne!(first.client.token, second.client.token);
+        let client = CaClient::new(ca.uri(), ca.root_pem());
+        let err = client
+            .create_certificate(
+                &csr(&key, None),
+                Duration::ZERO,
+                &creds(&first.client.token),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some(Code::Unauthenticated), "{err}");
+        let written = std::fs::read_to_string(out.join("client.token")).unwrap();
+        assert_eq!(written, second.client.token);
+        ca.shutdown().await;
+    }
+
+    use tonic::Code;
 }
