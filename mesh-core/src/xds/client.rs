@@ -73,7 +73,13 @@ impl XdsClient {
         let pool = pool.get_or_insert_with(HashMap::new);
         pool.retain(|_, w| w.strong_count() > 0);
         let k = (key.to_owned(), bootstrap.xds_servers.clone());
-        if let Some(inner) = pool.get(&k).and_then(Weak::upgrade) {
+        // A client whose worker is gone (its runtime shut down while a
+        // handle lived on) would never answer: start a new one instead.
+        if let Some(inner) = pool
+            .get(&k)
+            .and_then(Weak::upgrade)
+            .filter(|i| !i.commands.is_closed())
+        {
             return XdsClient { inner };
         }
         let client = Self::new(bootstrap);
@@ -223,6 +229,42 @@ impl Drop for ResourceWatch {
             kind: self.kind,
             name: std::mem::take(&mut self.name),
             id: self.id,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bootstrap() -> Bootstrap {
+        Bootstrap::builder()
+            .xds_server("127.0.0.1:1")
+            .node_id("shared-test")
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_shared_client_whose_runtime_is_gone_is_replaced() {
+        let first = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // A handle outlives the runtime its worker ran on.
+        let stale = first.block_on(async { XdsClient::shared(&bootstrap(), "stale") });
+        drop(first);
+        let second = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        second.block_on(async {
+            let fresh = XdsClient::shared(&bootstrap(), "stale");
+            assert!(!Arc::ptr_eq(&fresh.inner, &stale.inner));
+            assert!(!fresh.inner.commands.is_closed());
+            // And a live one is shared.
+            let again = XdsClient::shared(&bootstrap(), "stale");
+            assert!(Arc::ptr_eq(&fresh.inner, &again.inner));
         });
     }
 }

@@ -7,7 +7,7 @@
 //! between its per-target clients (A71).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
@@ -22,7 +22,15 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
-static POOL: Mutex<Option<HashMap<XdsServer, Channel>>> = Mutex::new(None);
+static POOL: Mutex<Option<HashMap<XdsServer, Pooled>>> = Mutex::new(None);
+
+/// A pooled channel and a sign of life of the runtime its background
+/// tasks run on: a channel whose runtime has shut down never works again
+/// (a process may run several runtimes one after another, as tests do).
+struct Pooled {
+    channel: Channel,
+    runtime: Weak<()>,
+}
 
 /// A connector for `server`: hands out the pooled channel, building it on
 /// first use. The channel reconnects by itself; a failed connection shows
@@ -37,12 +45,32 @@ pub(crate) fn connector(server: XdsServer) -> Connector {
 fn pooled_channel(server: &XdsServer) -> Result<Channel, String> {
     let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
     let pool = pool.get_or_insert_with(HashMap::new);
-    if let Some(ch) = pool.get(server) {
-        return Ok(ch.clone());
+    pool.retain(|_, p| p.runtime.strong_count() > 0);
+    if let Some(p) = pool.get(server) {
+        return Ok(p.channel.clone());
     }
     let ch = channel(server)?;
-    pool.insert(server.clone(), ch.clone());
+    pool.insert(
+        server.clone(),
+        Pooled {
+            channel: ch.clone(),
+            runtime: runtime_alive(),
+        },
+    );
     Ok(ch)
+}
+
+/// A `Weak` that dies with the current runtime: a task that never ends
+/// holds its only strong reference, and a runtime drops its tasks when it
+/// shuts down.
+fn runtime_alive() -> Weak<()> {
+    let alive = Arc::new(());
+    let weak = Arc::downgrade(&alive);
+    tokio::spawn(async move {
+        let _alive = alive;
+        std::future::pending::<()>().await;
+    });
+    weak
 }
 
 fn channel(server: &XdsServer) -> Result<Channel, String> {

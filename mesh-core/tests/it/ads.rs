@@ -417,3 +417,38 @@ async fn tls_naming_an_unknown_certificate_provider_is_nacked() {
         "{reason}"
     );
 }
+
+/// A process may run runtimes one after another (tests do). A connection
+/// pooled by an earlier runtime is dead once it shuts down; a later client
+/// of a server at the same address must not inherit it.
+#[test]
+fn a_later_runtime_reaches_a_server_at_an_address_an_earlier_one_used() {
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let addr = runtime().block_on(async {
+        let server = TestAdsServer::start().await;
+        server.set_resources(LDS, vec![any(&client_listener("a", "route-a"))]);
+        let client = client(&server, &[]);
+        let mut w = client.watch(ResourceType::Listener, "a");
+        wait_until(&mut w, |u| u.data.is_some()).await;
+        server.local_addr()
+    });
+    runtime().block_on(async {
+        // The same address again (the OS reuses ports; here on purpose).
+        let listener = loop {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => break l,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        let server = TestAdsServer::start_on(listener).await;
+        server.set_resources(LDS, vec![any(&client_listener("a", "route-a"))]);
+        let client = client(&server, &[]);
+        let mut w = client.watch(ResourceType::Listener, "a");
+        wait_until(&mut w, |u| u.data.is_some()).await;
+    });
+}
