@@ -3,7 +3,7 @@
 //! world, to any proxyless client (mesh, grpcio, grpc-go, grpc-java).
 //!
 //! [`AdsServer`] follows a `watch` channel of snapshots; each stream runs a
-//! [`stream`] session that decides what to send (only to clients watching a
+//! `stream` session that decides what to send (only to clients watching a
 //! changed resource) and records ACKs and NACKs in a [`ClientRegistry`].
 //! Delta xDS answers UNIMPLEMENTED for now.
 //!

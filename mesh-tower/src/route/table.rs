@@ -55,7 +55,8 @@ pub enum Selected {
     Local,
 }
 
-/// A compiled snapshot of routes (see the [module docs](self)).
+/// A compiled snapshot of routes: per virtual host, its routes bound to
+/// cluster runtimes, matched in order.
 #[derive(Debug)]
 pub struct RouteTable {
     config: Arc<ClientConfig>,
