@@ -9,22 +9,14 @@
 //! test finds its own entities: the channel by a target no other test
 //! uses, the server by its port.
 
-// security/ includes it too, privately.
-#[path = "../../../mesh-tower/src/tls/testing.rs"]
-#[allow(clippy::duplicate_mod)]
-mod certs;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use certs::{CA, CERT, KEY, KubeSecretDir, Leaf, TestCa};
-use envoy_types::pb::envoy::config::core::v3 as core;
+use crate::certs::TestCa;
+use crate::security::{CLIENT_ID, PROVIDER, SERVER_ID, Secret, bootstrap, downstream_mtls};
 use envoy_types::pb::envoy::config::listener::v3 as listener;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3 as hcm;
-use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3 as tls;
-use envoy_types::pb::google::protobuf::BoolValue;
-use mesh_core::bootstrap::{Bootstrap, FileWatcher};
 use mesh_core::resource::ResourceType;
 use mesh_core::testing::ads_server::TestAdsServer;
 use mesh_core::testing::proto::grpc_testing::SimpleRequest;
@@ -53,77 +45,6 @@ mod pb {
 
 use pb::channel_connectivity_state::State;
 use pb::channelz_client::ChannelzClient;
-
-const SERVER_ID: &str = "spiffe://cluster.local/ns/default/sa/echo";
-const CLIENT_ID: &str = "spiffe://cluster.local/ns/default/sa/client";
-const PROVIDER: &str = "default";
-
-/// One workload's certificate files (a Kubernetes-style secret volume).
-struct Secret {
-    _dir: tempfile::TempDir,
-    files: KubeSecretDir,
-}
-
-impl Secret {
-    fn new(leaf: &Leaf, ca_pem: &str) -> Secret {
-        let dir = tempfile::tempdir().unwrap();
-        let files = KubeSecretDir::new(dir.path(), leaf, ca_pem);
-        Secret { _dir: dir, files }
-    }
-
-    fn file_watcher(&self) -> FileWatcher {
-        FileWatcher {
-            certificate_file: Some(self.files.path(CERT)),
-            private_key_file: Some(self.files.path(KEY)),
-            ca_certificate_file: Some(self.files.path(CA)),
-            refresh_interval: Duration::from_millis(100),
-        }
-    }
-}
-
-fn bootstrap(ads: &TestAdsServer, node: &str, secret: Option<&Secret>) -> Bootstrap {
-    let mut b = Bootstrap::builder()
-        .xds_server(ads.local_addr().to_string())
-        .node_id(node)
-        .server_listener_resource_name_template(TEMPLATE);
-    if let Some(s) = secret {
-        b = b.certificate_provider(PROVIDER, s.file_watcher());
-    }
-    b.build().unwrap()
-}
-
-fn instance(cert: &str) -> tls::CertificateProviderPluginInstance {
-    tls::CertificateProviderPluginInstance {
-        instance_name: PROVIDER.into(),
-        certificate_name: cert.into(),
-    }
-}
-
-/// istiod's `inbound-mtls` transport socket (client certificates required).
-fn downstream_mtls() -> core::TransportSocket {
-    use tls::common_tls_context::{CombinedCertificateValidationContext, ValidationContextType};
-    let ctx = tls::DownstreamTlsContext {
-        common_tls_context: Some(tls::CommonTlsContext {
-            tls_certificate_provider_instance: Some(instance("default")),
-            validation_context_type: Some(ValidationContextType::CombinedValidationContext(
-                CombinedCertificateValidationContext {
-                    default_validation_context: Some(tls::CertificateValidationContext {
-                        ca_certificate_provider_instance: Some(instance("ROOTCA")),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-            )),
-            ..Default::default()
-        }),
-        require_client_certificate: Some(BoolValue { value: true }),
-        ..Default::default()
-    };
-    core::TransportSocket {
-        name: "envoy.transport_sockets.tls".into(),
-        config_type: Some(core::transport_socket::ConfigType::TypedConfig(any(&ctx))),
-    }
-}
 
 fn server_listener(name: &str, addr: SocketAddr, mtls: bool) -> listener::Listener {
     let manager = hcm::HttpConnectionManager {

@@ -1,5 +1,10 @@
 //! mesh-tonic's integration tests (one binary; a module per topic).
 
+/// Test certificates: mesh-tower's TLS test helpers (rcgen), shared by the
+/// security, interop security and channelz tests.
+#[path = "../../../mesh-tower/src/tls/testing.rs"]
+mod certs;
+
 mod channel;
 mod channelz;
 mod examples;

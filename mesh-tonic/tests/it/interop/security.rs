@@ -12,9 +12,7 @@
 
 // The same helpers security/ includes: a second copy keeps this module
 // independent of that one's private items.
-#[allow(clippy::duplicate_mod)]
-#[path = "../../../../mesh-tower/src/tls/testing.rs"]
-mod certs;
+use crate::certs;
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};

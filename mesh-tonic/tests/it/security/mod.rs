@@ -11,8 +11,7 @@
 //! RPC, and RBAC by path, header and principal (principals only over mTLS,
 //! denials that name no policy).
 
-#[path = "../../../../mesh-tower/src/tls/testing.rs"]
-mod certs;
+use crate::certs;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -59,26 +58,26 @@ mod mtls;
 mod rotation;
 
 const TARGET: &str = "echo.test:7070";
-const SERVER_ID: &str = "spiffe://cluster.local/ns/default/sa/echo";
-const CLIENT_ID: &str = "spiffe://cluster.local/ns/default/sa/client";
+pub(crate) const SERVER_ID: &str = "spiffe://cluster.local/ns/default/sa/echo";
+pub(crate) const CLIENT_ID: &str = "spiffe://cluster.local/ns/default/sa/client";
 const OTHER_ID: &str = "spiffe://cluster.local/ns/default/sa/other";
 /// The name of the provider instance every TLS context here uses (istiod's).
-const PROVIDER: &str = "default";
+pub(crate) const PROVIDER: &str = "default";
 
 /// One workload's certificate files (a Kubernetes-style secret volume).
-struct Secret {
+pub(crate) struct Secret {
     _dir: tempfile::TempDir,
     files: KubeSecretDir,
 }
 
 impl Secret {
-    fn new(leaf: &Leaf, ca_pem: &str) -> Secret {
+    pub(crate) fn new(leaf: &Leaf, ca_pem: &str) -> Secret {
         let dir = tempfile::tempdir().unwrap();
         let files = KubeSecretDir::new(dir.path(), leaf, ca_pem);
         Secret { _dir: dir, files }
     }
 
-    fn file_watcher(&self) -> FileWatcher {
+    pub(crate) fn file_watcher(&self) -> FileWatcher {
         FileWatcher {
             certificate_file: Some(self.files.path(CERT)),
             private_key_file: Some(self.files.path(KEY)),
@@ -88,7 +87,7 @@ impl Secret {
     }
 }
 
-fn bootstrap(ads: &TestAdsServer, node: &str, secret: Option<&Secret>) -> Bootstrap {
+pub(crate) fn bootstrap(ads: &TestAdsServer, node: &str, secret: Option<&Secret>) -> Bootstrap {
     let mut b = Bootstrap::builder()
         .xds_server(ads.local_addr().to_string())
         .node_id(node)
@@ -99,7 +98,7 @@ fn bootstrap(ads: &TestAdsServer, node: &str, secret: Option<&Secret>) -> Bootst
     b.build().unwrap()
 }
 
-fn instance(cert: &str) -> tls::CertificateProviderPluginInstance {
+pub(crate) fn instance(cert: &str) -> tls::CertificateProviderPluginInstance {
     tls::CertificateProviderPluginInstance {
         instance_name: PROVIDER.into(),
         certificate_name: cert.into(),
@@ -107,7 +106,7 @@ fn instance(cert: &str) -> tls::CertificateProviderPluginInstance {
 }
 
 /// istiod's `inbound-mtls` DownstreamTlsContext.
-fn downstream_mtls() -> core::TransportSocket {
+pub(crate) fn downstream_mtls() -> core::TransportSocket {
     let ctx = tls::DownstreamTlsContext {
         common_tls_context: Some(tls::CommonTlsContext {
             tls_certificate_provider_instance: Some(instance("default")),
