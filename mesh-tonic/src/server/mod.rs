@@ -78,6 +78,7 @@ use tower::Service;
 pub use self::error::{Error, ErrorKind};
 pub use self::listen::Listen;
 pub use self::mode::{ModeCallback, ServingMode};
+pub(crate) use self::reject::is_grpc;
 pub use self::routing::{ConnectionInfo, InboundHook, RequestContext};
 pub use self::signal::shutdown_signal;
 

@@ -21,6 +21,8 @@ use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
+use crate::server::is_grpc;
+
 /// Now, in nanoseconds since the Unix epoch.
 pub(crate) fn now_nanos() -> i64 {
     SystemTime::now()
@@ -144,12 +146,6 @@ impl<T: Tracks> Drop for Call<T> {
 /// Whether `grpc-status` says OK, if present.
 fn grpc_status(headers: &HeaderMap) -> Option<bool> {
     headers.get("grpc-status").map(|v| v.as_bytes() == b"0")
-}
-
-fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
 pin_project! {
